@@ -1,0 +1,38 @@
+# Quickstart targets. Each is idempotent: set-up steps leave a stamp and are skipped once done.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test test-slow bench setup clean
+
+setup: $(VENV)/.stamp-project
+
+$(VENV)/.stamp-venv:
+	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+# torch first, pinned, so the project's ranges are met by what is installed and pip never reaches for a newer build.
+$(VENV)/.stamp-torch: $(VENV)/.stamp-venv
+	$(PIP) install --quiet $(TORCH_PINS)
+	touch $@
+
+$(VENV)/.stamp-project: $(VENV)/.stamp-torch pyproject.toml setup.cfg
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/pisim estimate cifar-resnet18 --input-size 3x32x32
+
+test: setup
+	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

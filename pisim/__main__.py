@@ -1,0 +1,3 @@
+from pisim.cli import main
+
+raise SystemExit(main())

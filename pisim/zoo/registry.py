@@ -1,0 +1,48 @@
+"""Names of the built-in zoo, and how each is built."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from pisim.zoo.cifar_resnet import BasicBlock, Bottleneck, CifarResNet, HeResNet
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    description: str
+    build: Callable[..., nn.Module]
+    default_input: tuple[int, int, int] = (3, 32, 32)
+    reshapable: bool = True  # takes alpha (width) and rho (resolution) keyword arguments
+
+
+def _cifar(block, blocks):
+    return lambda num_classes=10, **kw: CifarResNet(block, kw.pop("num_blocks", blocks), num_classes, **kw)
+
+
+def _he(depth):
+    return lambda num_classes=10, **kw: HeResNet(depth, num_classes, **kw)
+
+
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in [
+        ZooEntry("cifar-resnet18", "CIFAR ResNet18 (BasicBlock [2,2,2,2], 3x3 stride-1 stem, no max-pool)", _cifar(BasicBlock, (2, 2, 2, 2))),
+        ZooEntry("cifar-resnet34", "CIFAR ResNet34 (BasicBlock [3,4,6,3], 3x3 stride-1 stem, no max-pool)", _cifar(BasicBlock, (3, 4, 6, 3))),
+        ZooEntry("cifar-resnet50", "CIFAR ResNet50 (Bottleneck [3,4,6,3], 3x3 stride-1 stem, no max-pool)", _cifar(Bottleneck, (3, 4, 6, 3))),
+        ZooEntry("cifar-resnet20", "He et al. CIFAR ResNet-20 (16/32/64 channels, option-A shortcuts)", _he(20)),
+        ZooEntry("cifar-resnet32", "He et al. CIFAR ResNet-32 (16/32/64 channels, option-A shortcuts)", _he(32)),
+        ZooEntry("cifar-resnet56", "He et al. CIFAR ResNet-56 (16/32/64 channels, option-A shortcuts)", _he(56)),
+    ]
+}
+
+
+def zoo_names() -> list[str]:
+    return sorted(ZOO)
+
+
+def build_zoo_model(name: str, num_classes: int = 10, **reshape) -> nn.Module:
+    """Build a zoo model; `reshape` takes alpha, rho, num_blocks, in_channels."""
+    return ZOO[name].build(num_classes=num_classes, **reshape)
