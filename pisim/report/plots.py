@@ -248,12 +248,23 @@ def breakdown_figure(estimate: dict[str, Any], depth: int = 2) -> Figure:
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> None:
-    """Write `fig` as PNG, PDF or SVG (by the file's suffix), atomically and byte-for-byte reproducibly."""
+def check_figure_path(path: str | Path) -> str:
+    """The file format a plot path asks for; anything but .png, .pdf or .svg is a UserError."""
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt not in SAVE_OPTIONS:
         raise UserError(f"{path}: a plot is written as .png, .pdf or .svg, not {Path(path).suffix or 'no suffix'}")
+    return fmt
+
+
+def figure_bytes(fig: Figure, path: str | Path) -> bytes:
+    """`fig` encoded as `path`'s suffix asks, byte-for-byte reproducibly."""
+    fmt = check_figure_path(path)
     buffer = io.BytesIO()
     with rc_context(STYLE):
         fig.savefig(buffer, format=fmt, **SAVE_OPTIONS[fmt])
-    atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Write `fig` as PNG, PDF or SVG (by the file's suffix), atomically."""
+    atomic_write(path, figure_bytes(fig, path))

@@ -1,5 +1,6 @@
 """Reading results files: the optimizer's `frontier.json` (schema pisim.search/1) and cost estimates
-(`Estimate.to_dict()`, as `pisim estimate --format json` writes them), into typed, validated records.
+(`pisim estimate --protocol ... --format json`, which carries `Estimate.to_dict()` under "estimate",
+or a bare `Estimate.to_dict()`), into typed, validated records.
 
 Everything wrong with a file (missing, truncated, another schema, a field of the wrong type) is one
 `UserError` naming the file and the field. A search that was interrupted is read as far as it got.
@@ -121,8 +122,10 @@ def read_results(path: str | Path) -> ResultsFile:
         raise reader.fail(f"not valid JSON ({error.msg} at line {error.lineno}); is the file truncated?") from None
     if isinstance(document, dict) and document.get("schema") == SEARCH_SCHEMA:
         return _search(reader, document)
-    if isinstance(document, dict) and all(key in document for key in ESTIMATE_KEYS):
-        return _estimate(reader, document)
+    if isinstance(document, dict) and isinstance(document.get("estimate"), dict):  # `pisim estimate --format json`
+        return _estimate(reader, document["estimate"], document.get("title"))
+    if isinstance(document, dict) and all(key in document for key in ESTIMATE_KEYS):  # Estimate.to_dict()
+        return _estimate(reader, document, None)
     schema = document.get("schema") if isinstance(document, dict) else None
     found = f"schema {schema!r}" if schema else "no schema"
     raise reader.fail(f"not a pisim search result (schema {SEARCH_SCHEMA}) nor a saved estimate ({found})")
@@ -155,9 +158,11 @@ def _search(reader: _Reader, document: dict) -> ResultsFile:
         candidates=candidates, config=identity)
 
 
-def _estimate(reader: _Reader, document: dict) -> ResultsFile:
+def _estimate(reader: _Reader, document: dict, title: str | None) -> ResultsFile:
+    reader.get(document, "layers", list, "estimate")
     setting = _setting(reader, document)
-    model = document.get("source") if isinstance(document.get("source"), str) else reader.path.stem
+    model = next((name for name in (document.get("source"), (title or "").partition(":")[0]) if name),
+                 reader.path.stem)  # the estimate table's title starts with the model's name
     point = replace(reader.point(document, "estimate", model), status=ESTIMATED)
     return ResultsFile(path=reader.path, kind="estimate", status="complete", model=model, dataset=None,
                        strategy="estimate", seed=None, setting=setting, baseline=point, candidates=(),

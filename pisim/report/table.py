@@ -10,15 +10,22 @@ def format_count(value: Any) -> str:
 
 
 def format_quantity(value: Any) -> str:
-    """Floats to 4 significant digits (whole numbers from 1,000 up, never an exponent a reader must decode
-    there), ints with thousands separators."""
+    """Floats to 4 significant digits, ints with thousands separators."""
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e3 else f"{value:,.0f}"
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
     return str(value)
+
+
+def format_measure(value: Any) -> str:
+    """Like format_quantity, but whole numbers with separators from 1,000 up: a paper table never shows
+    an exponent (11,057 MB, not 1.106e+04)."""
+    if isinstance(value, float) and abs(value) >= 1e3:
+        return f"{value:,.0f}"
+    return format_quantity(value)
 
 
 def fixed_decimals(places: int) -> Callable[[Any], str]:

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 from pisim.errors import UserError
 from pisim.report.references import PricedReference, ReferenceMethod, pricing_caption
 from pisim.report.results import ESTIMATED, TRAINED, Point, ResultsFile
-from pisim.report.table import Column, Table, fixed_decimals, format_count
+from pisim.report.table import Column, Table, fixed_decimals, format_count, format_measure
 
 ROW_CHOICES = ("frontier", "trained", "all")
 MB = 1e6
@@ -172,10 +172,10 @@ def tradeoff_columns(several_runs: bool, with_status: bool) -> list[Column]:
         Column("method", "method", numeric=False),
         Column("point", "network", numeric=False),
         Column("relus", "ReLUs", formatter=format_count, best="min"),
-        Column("online_s", "online", "s", best="min"),
-        Column("offline_s", "offline", "s", best="min"),
-        Column("online_mb", "online comm.", "MB", best="min"),
-        Column("offline_mb", "offline comm.", "MB", best="min"),
+        Column("online_s", "online", "s", formatter=format_measure, best="min"),
+        Column("offline_s", "offline", "s", formatter=format_measure, best="min"),
+        Column("online_mb", "online comm.", "MB", formatter=format_measure, best="min"),
+        Column("offline_mb", "offline comm.", "MB", formatter=format_measure, best="min"),
         Column("accuracy", "accuracy", "%", formatter=fixed_decimals(2), best="max", spread=accuracy_std),
     ]
     if several_runs:
