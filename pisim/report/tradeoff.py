@@ -143,16 +143,14 @@ def group_runs(runs: Iterable[ResultsFile]) -> list[Method]:
 
 
 def _labels(firsts: list[ResultsFile]) -> list[str]:
-    """The shortest description that tells the methods apart: strategy, then model, dataset, setting."""
-    parts = [lambda r: r.strategy if r.kind == "search" else r.model,
-             lambda r: r.model if r.kind == "search" else "",
-             lambda r: r.dataset or "",
-             lambda r: f"{r.setting['protocol']}/{r.setting['network']}",
-             lambda r: str(r.config.get("objective", ""))]
-    for depth in range(1, len(parts) + 1):
-        labels = [" ".join(filter(None, (part(r) for part in parts[:depth]))) for r in firsts]
-        if len(set(labels)) == len(labels):
-            return labels
+    """The strategy (or an estimate's model) plus whatever else tells the methods apart."""
+    name = lambda r: r.strategy if r.kind == "search" else r.model  # noqa: E731
+    details = [lambda r: r.model if r.kind == "search" else "", lambda r: r.dataset or "",
+               lambda r: f"{r.setting['protocol']}/{r.setting['network']}", lambda r: str(r.config.get("objective", ""))]
+    varying = [detail for detail in details if len({detail(r) for r in firsts}) > 1]
+    labels = [" ".join(filter(None, [name(r), *(detail(r) for detail in varying)])) for r in firsts]
+    if len(set(labels)) == len(labels):
+        return labels
     return [f"{label} #{i + 1}" for i, label in enumerate(labels)]
 
 
