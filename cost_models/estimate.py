@@ -13,7 +13,8 @@ COST_CONVENTIONS = (
     "+ bytes up / upload bandwidth + bytes down / download bandwidth + round trips x RTT (no overlap)",
     "up = client -> server, down = server -> client; storage = bytes held from offline until online",
     "compute divides by --threads (linear speed-up, as the Cryptonite simulator assumes)",
-    "ReLU6 is priced as ReLU where the protocol's circuit clamps anyway (Delphi's GC always clamps at 6)",
+    "ReLU6 priced as the protocol computes it: Delphi's circuit always clamps at 6, so it costs a ReLU; "
+    "OT-based comparison needs a second comparison",
     "max-pool comparisons priced as ReLUs: max(a, b) = b + ReLU(a - b)",
 )
 
