@@ -37,9 +37,23 @@ class Estimate:
     layers: tuple[LayerCost, ...]
     total: Cost
     relus: int
+    graph: OpGraph = field(repr=False)
     unpriced: tuple[OpNode, ...] = ()
-    source: str = "model"
     conventions: tuple[str, ...] = field(default=COST_CONVENTIONS)
+
+    def table(self, notes: list[str] | None = None):
+        """The per-layer `pisim.report.Table` (counting columns plus offline and online costs)."""
+        from cost_models.report import estimate_table
+
+        return estimate_table(self, notes)
+
+    def __str__(self) -> str:
+        return self.table().render("table")
+
+    def __repr__(self) -> str:
+        s = self.setting
+        return (f"Estimate({self.graph.source}, {s.protocol.name}/{s.network.name}, relus={self.relus}, "
+                f"offline={self.latency('offline'):.4g} s, online={self.latency('online'):.4g} s)")
 
     def latency(self, phase: str = "total") -> float:
         """Seconds for `phase` in online|offline|total, over the setting's network."""
@@ -103,7 +117,7 @@ def price(graph: OpGraph, setting: PricingSetting, relu_kept: Mapping[str, int] 
         total_relus += relus
         layers.append(LayerCost(op.name, op.label, op.kind.value, relus, poly, cost.compute_scaled(setting.threads)))
     total = sum((layer.cost for layer in layers), ZERO)
-    return Estimate(setting, tuple(layers), total, total_relus, tuple(unpriced), graph.source)
+    return Estimate(setting, tuple(layers), total, total_relus, graph, tuple(unpriced))
 
 
 def _kept(op: OpNode, relu_kept: Mapping[str, int]) -> int:

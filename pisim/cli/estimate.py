@@ -75,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
         emit(count_table(capture_from_args(args).graph), args)
         return 0
     import cost_models
-    from cost_models.report import estimate_table
-
     setting = cost_models.load_setting(args.protocol, args.network, args.client_profile, args.server_profile,
                                        args.threads)
     graph = capture_from_args(args).graph
@@ -84,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and estimate.unpriced:
         names = ", ".join(f"{op.label} ({op.kind.value})" for op in estimate.unpriced)
         raise UserError(f"--strict: {setting.protocol.name} does not price {len(estimate.unpriced)} op(s): {names}")
-    emit(estimate_table(graph, estimate, graph_notes(graph)), args)
+    emit(estimate.table(graph_notes(graph)), args)
     return 0
