@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from pisim.cli import estimate, models, report
+from pisim.cli import estimate, models, networks, profiles, protocols, report
 from pisim.errors import UserError
 
-COMMANDS = [estimate, models, report]
+COMMANDS = [estimate, models, protocols, networks, profiles, report]
 
 
 def build_parser() -> argparse.ArgumentParser:
