@@ -140,3 +140,21 @@ def test_cli_plot_writes_the_same_file_twice(tmp_path):
         result = run_cli("report", *SEEDS, "--compare", "deepreduce", "--plot", path, "--format", "csv")
         assert result.returncode == 0, result.stderr
     assert paths[0].read_bytes().startswith(b"\x89PNG") and paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_estimate_plot_writes_the_breakdown_of_the_estimate_it_prints(tmp_path):
+    plot = tmp_path / "breakdown.pdf"
+    result = run_cli("estimate", "cifar-resnet20", "--protocol", "delphi", "--format", "json", "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    assert plot.read_bytes().startswith(b"%PDF")
+    printed = read_results_text(result.stdout, tmp_path)
+    assert printed.model == "cifar-resnet20" and printed.baseline.accuracy is None
+    refused = run_cli("estimate", "cifar-resnet20", "--plot", tmp_path / "no.pdf")
+    assert refused.returncode == 2 and "need --protocol" in refused.stderr and not (tmp_path / "no.pdf").exists()
+
+
+def read_results_text(text: str, tmp_path: Path):
+    """The estimate `pisim estimate --format json` printed, read back as `pisim report` reads a saved one."""
+    path = tmp_path / "estimate.json"
+    path.write_text(text)
+    return read_results(path)

@@ -248,6 +248,12 @@ def breakdown_figure(estimate: dict[str, Any], depth: int = 2) -> Figure:
     return fig
 
 
+def save_breakdown(estimate, path: str | Path) -> None:
+    """The breakdown figure of a `cost_models.Estimate`, written to `path` (.pdf, .png or .svg)."""
+    check_figure_path(path)
+    save_figure(breakdown_figure({**estimate.to_dict(), "source": estimate.graph.source}), path)
+
+
 def check_figure_path(path: str | Path) -> str:
     """The file format a plot path asks for; anything but .png, .pdf or .svg is a UserError."""
     fmt = Path(path).suffix.lower().lstrip(".")
