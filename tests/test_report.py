@@ -92,6 +92,7 @@ def test_rows_all_lists_over_budget_candidates_with_their_status():
     table = tradeoff_table(group_runs([read_results(SEEDS[0])]), rows="all")
     assert row(table, "cull-none_thin")["status"] == "over_budget"
     assert row(table, "cull-none_thin")["accuracy"] is None
+    assert all(table.rows[i]["accuracy"] is not None for i, _ in table.best_cells())  # untrained: never "best"
 
 
 def test_best_entries_are_marked_and_baselines_are_not_ranked():
@@ -141,13 +142,20 @@ def test_malformed_results_are_one_line_errors(tmp_path, mutate, phrase):
     assert phrase in str(error.value) and str(path) in str(error.value) and "\n" not in str(error.value)
 
 
+def test_missing_and_binary_files_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="missing.json: no such file"):
+        read_results(tmp_path / "missing.json")
+    (tmp_path / "weights.pt").write_bytes(b"PK\x03\x04\xff\xfe")
+    with pytest.raises(UserError, match="not a text file"):
+        read_results(tmp_path / "weights.pt")
+
+
 def test_cli_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path):
     truncated = tmp_path / "frontier.json"
     truncated.write_text(SEEDS[0].read_text()[:400])
     outputs = [tmp_path / "t.tex", tmp_path / "p.pdf"]
     cases = [
         ([truncated], "is the file truncated?"),
-        ([tmp_path / "missing.json"], "no such file"),
         ([SEEDS[0], SEEDS[0]], "same run"),
         ([SEEDS[0], "--compare", "deepreduce,nosuch"], "unknown reference nosuch"),
     ]

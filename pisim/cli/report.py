@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     outputs = {args.output: table.render(args.format)} if args.output else {}
     if args.plot:
         from pisim.report.plots import figure_bytes, pareto_figure
-        from pisim.report.references import pricing_caption
+        from pisim.report.tradeoff import comparison_caption
 
-        caption = pricing_caption(selected, methods[0].setting) if selected and args.caption else None
+        caption = comparison_caption(methods, selected) if selected and args.caption else None
         outputs[args.plot] = figure_bytes(pareto_figure(methods, references, phase, caption), args.plot)
     for method in methods:
         for note in method.progress_notes():

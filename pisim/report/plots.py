@@ -87,6 +87,7 @@ def pareto_figure(methods: Sequence[Method], references: Sequence[PricedReferenc
         ax.set_ylabel("accuracy (%)")
         ax.grid(True, which="major", color="0.9")
         ax.set_axisbelow(True)
+        ax.margins(x=0.06, y=0.08)  # no marker on the frame
         labelled: list[tuple[float, float, int, str]] = []
         for i, method in enumerate(methods):
             color, marker = SERIES_COLORS[i % len(SERIES_COLORS)], SERIES_MARKERS[i % len(SERIES_MARKERS)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from pisim.errors import UserError
-from pisim.report.references import PricedReference, ReferenceMethod, pricing_caption
+from pisim.report.references import PricedReference, ReferenceMethod, describe_setting, pricing_caption
 from pisim.report.results import ESTIMATED, TRAINED, Point, ResultsFile
 from pisim.report.table import Column, Table, fixed_decimals, format_count, format_measure
 
@@ -217,7 +217,8 @@ def tradeoff_table(methods: list[Method], references: list[PricedReference] = ()
         baseline_name = "baseline" if method.kind == "search" else "estimate"
         table_rows.append(_summary_row(method, method.baseline, baseline_name))
         for summary in _chosen(method, rows, phase):
-            ranked.append(len(table_rows))
+            if summary.accuracy is not None:  # an untrained candidate is no "best" anything
+                ranked.append(len(table_rows))
             table_rows.append(_summary_row(method, summary, summary.id))
     for i, ref in enumerate(references):
         if i == 0 or ref.method is not references[i - 1].method:
@@ -230,7 +231,7 @@ def tradeoff_table(methods: list[Method], references: list[PricedReference] = ()
     table = Table(
         title=_title(methods, rows, phase),
         columns=tradeoff_columns(several, rows == "all"), rows=table_rows,
-        notes=_notes(methods, reference_methods, comparable, phase, several),
+        notes=_notes(methods, reference_methods, phase, several),
         breaks=tuple(breaks), ranked=tuple(ranked),
         metadata={"phase": phase, "rows_shown": rows, "methods": [_describe(m) for m in methods],
                   "references": [{"key": r.key, "name": r.name, "citation": r.citation, "dataset": r.dataset,
@@ -245,10 +246,7 @@ def _title(methods: list[Method], rows: str, phase: str) -> str:
     return f"Latency versus accuracy: {shown} of {', '.join(m.label for m in methods)}"
 
 
-def _notes(methods: list[Method], references: list[ReferenceMethod], comparable: bool, phase: str,
-           several: bool) -> list[str]:
-    from pisim.report.references import describe_setting
-
+def _notes(methods: list[Method], references: list[ReferenceMethod], phase: str, several: bool) -> list[str]:
     notes = []
     for method in methods:
         what = (f"{method.label}: {method.runs[0].model}"
@@ -263,14 +261,20 @@ def _notes(methods: list[Method], references: list[ReferenceMethod], comparable:
     notes.append(f"best value of each column marked among the compared networks (baselines not ranked); "
                  f"frontier by {phase} latency")
     if references:
-        notes.append(pricing_caption(references, methods[0].setting))
+        notes.append(comparison_caption(methods, references))
         notes.extend(f"{r.name}: {r.citation}; {r.dataset}, {r.network}; numbers {r.tag}"
                      + (f"; {r.accuracy_note}" if r.accuracy_note else "") for r in references)
-        if not comparable:
-            datasets = sorted({m.dataset for m in methods if m.dataset})
-            notes.append(f"published accuracies are on {', '.join(sorted({r.dataset for r in references}))}, "
-                         f"the runs on {', '.join(datasets) or 'no dataset'}: compare their latency, not accuracy")
     return notes
+
+
+def comparison_caption(methods: list[Method], references: list[ReferenceMethod]) -> str:
+    """How the published points were priced, and whether their accuracies compare with the runs'."""
+    caption = pricing_caption(references, methods[0].setting)
+    if not references_comparable(methods, references):
+        datasets = sorted({m.dataset for m in methods if m.dataset})
+        caption += (f"; published accuracies are on {', '.join(sorted({r.dataset for r in references}))}, the runs "
+                    f"on {', '.join(datasets) or 'no dataset'}: compare their latency, not accuracy")
+    return caption
 
 
 def _describe(method: Method) -> dict[str, Any]:
