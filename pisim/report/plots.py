@@ -237,6 +237,7 @@ def breakdown_figure(estimate: dict[str, Any], depth: int = 2) -> Figure:
             total = estimate["latency"][f"{phase}_s"]
             ax.set_title(f"{phase}: {total:.3g} s")
             ax.set_xlabel(f"{phase} latency (s)")
+            ax.set_xlim(left=0)
             ax.grid(True, axis="x", color="0.9")
             ax.set_axisbelow(True)
         axes[0].set_yticks(list(positions), names, fontsize=5)
