@@ -188,3 +188,14 @@ def _compile(engine: str, table: str) -> None:
         result = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout[-2000:]
         assert (Path(tmp) / "table.pdf").stat().st_size > 0
+
+
+def test_search_interrupted_before_pricing_reports_its_baseline_price(tmp_path):
+    document = json.loads(SEEDS[2].read_text())
+    document.update(candidates=[], frontier=[])
+    document["baseline"]["accuracy"] = None
+    path = tmp_path / "frontier.json"
+    path.write_text(json.dumps(document))
+    table = tradeoff_table(group_runs([read_results(path)]))
+    assert [r["point"] for r in table.rows] == ["baseline"] and table.rows[0]["relus"] == 557_056
+    assert any("stopped before any candidate was priced" in n for n in table.notes)

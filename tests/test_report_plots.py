@@ -158,3 +158,16 @@ def read_results_text(text: str, tmp_path: Path):
     path = tmp_path / "estimate.json"
     path.write_text(text)
     return read_results(path)
+
+
+def test_pareto_of_a_search_with_nothing_trained_draws_no_points(tmp_path):
+    import json
+
+    document = json.loads(SEEDS[2].read_text())
+    document["baseline"]["accuracy"] = None
+    for candidate in document["candidates"]:
+        candidate.update(status="pending", accuracy=None)
+    path = tmp_path / "frontier.json"
+    path.write_text(json.dumps(document))
+    ax = pareto_figure(group_runs([read_results(path)]), (), "online").axes[0]
+    assert not [line for line in ax.lines if line.get_xdata() is not None and len(line.get_xdata())]

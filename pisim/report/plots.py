@@ -112,7 +112,7 @@ def pareto_figure(methods: Sequence[Method], references: Sequence[PricedReferenc
 
 def _draw_method(ax, method: Method, phase: str, color: str, marker: str) -> list[tuple[float, float, int, str]]:
     """Draw one method; returns the points to label (x, y, ReLUs, colour)."""
-    if method.baseline.accuracy is None:  # an estimate: a latency, no accuracy
+    if method.kind == "estimate":  # a latency, no accuracy
         ax.axvline(method.baseline.seconds(phase), color=color, linestyle=":", linewidth=1.0,
                    label=f"{method.label} (estimate, {short_count(method.baseline.relus)} ReLUs)",
                    gid=f"estimate:{method.label}")
@@ -130,9 +130,11 @@ def _draw_method(ax, method: Method, phase: str, color: str, marker: str) -> lis
                            yerr=spreads if any(spreads) else None, color=color, marker=marker, linestyle="-",
                            capsize=1.5, elinewidth=0.6, label=f"{method.label} frontier")
         bars.lines[0].set_gid(f"frontier:{method.label}")
+    points = [(c.seconds(phase), c.accuracy, c.relus, color) for c in frontier]
+    if method.baseline.accuracy is None:  # an interrupted search that never trained its baseline
+        return points
     ax.plot([method.baseline.seconds(phase)], [method.baseline.accuracy], linestyle="none", marker="*",
             markersize=7, color=color, markeredgecolor="black", markeredgewidth=0.3, gid=f"baseline:{method.label}")
-    points = [(c.seconds(phase), c.accuracy, c.relus, color) for c in frontier]
     return points + [(method.baseline.seconds(phase), method.baseline.accuracy, method.baseline.relus, color)]
 
 
