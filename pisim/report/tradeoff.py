@@ -142,13 +142,25 @@ def group_runs(runs: Iterable[ResultsFile]) -> list[Method]:
     return methods
 
 
+_LABEL_DETAILS = {  # what may tell two methods of a kind apart, in the order a label names it
+    "search": (lambda r: r.model, lambda r: r.dataset or "", lambda r: _setting_name(r),
+               lambda r: str(r.config.get("objective", ""))),
+    "estimate": (lambda r: _setting_name(r),),
+}
+
+
+def _setting_name(run: ResultsFile) -> str:
+    return f"{run.setting['protocol']}/{run.setting['network']}"
+
+
 def _labels(firsts: list[ResultsFile]) -> list[str]:
-    """The strategy (or an estimate's model) plus whatever else tells the methods apart."""
-    name = lambda r: r.strategy if r.kind == "search" else r.model  # noqa: E731
-    details = [lambda r: r.model if r.kind == "search" else "", lambda r: r.dataset or "",
-               lambda r: f"{r.setting['protocol']}/{r.setting['network']}", lambda r: str(r.config.get("objective", ""))]
-    varying = [detail for detail in details if len({detail(r) for r in firsts}) > 1]
-    labels = [" ".join(filter(None, [name(r), *(detail(r) for detail in varying)])) for r in firsts]
+    """A search's strategy (an estimate's model), plus whatever tells it from the other methods of its kind."""
+    labels = []
+    for run in firsts:
+        kin = [r for r in firsts if r.kind == run.kind]
+        varying = [d for d in _LABEL_DETAILS[run.kind] if len({d(r) for r in kin}) > 1]
+        name = run.strategy if run.kind == "search" else run.model
+        labels.append(" ".join(filter(None, [name, *(detail(run) for detail in varying)])))
     if len(set(labels)) == len(labels):
         return labels
     return [f"{label} #{i + 1}" for i, label in enumerate(labels)]
