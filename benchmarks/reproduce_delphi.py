@@ -4,7 +4,8 @@ Prices the networks Delphi ran (plain conv chains: delphi-resnet18, delphi-resne
 delphi-resnet18-tiny) and the CIFAR ResNet18 with shortcut convs, under `delphi` with the
 delphi-epyc7502 profile on both sides (client and server shared one EPYC in those runs),
 single-thread. The HE constants were fitted once, on ResNet18-CIFAR's per-layer times; the
-ResNet-32 and 64x64 rows use them unchanged. `--fit` refits and prints them.
+ResNet-32 and 64x64 rows use them unchanged. `--fit` refits and prints them. A last table
+cross-checks delphi and client-garbler against our re-run of the Cryptonite simulator.
 
     PYTHONPATH=. python benchmarks/reproduce_delphi.py [--fit]
 """
@@ -131,6 +132,35 @@ def fit(setting) -> None:
     print("\nfitted: he_ct_pt_multiply = %.6g s, he_key_switch = %.6g s, he_ciphertext_io = %.6g s" % tuple(solution))
 
 
+# Our re-run of the Cryptonite simulator (e2e_latency.py; 1 thread everywhere, 100/500 Mbit/s, Atom client),
+# ResNet18-CIFAR (reference section 3): a simulator's output, not a measurement.
+CRYPTONITE_SIMULATOR = {"delphi": {"online (s)": 206, "GC garble (s)": 62, "GC eval (s)": 195,
+                                   "offline comm (s)": 223, "offline+online (s)": 787},
+                        "client-garbler": {"online (s)": 98.7, "GC garble (s)": 387, "GC eval (s)": 32,
+                                           "offline comm (s)": 790, "offline+online (s)": 1571}}
+
+
+def print_simulator_cross_check(graph) -> None:
+    print("\n== delphi-resnet18 vs the Cryptonite simulator re-run (reference 3; a simulator, not a measurement): "
+          "atom-z8350 client, epyc7502-1thread server, cryptonite network")
+    print(f"{'protocol':15s} {'quantity':18s} {'predicted':>10s} {'simulator':>10s} {'error':>8s}")
+    for protocol, reference in CRYPTONITE_SIMULATOR.items():
+        setting = cost_models.load_setting(protocol, "cryptonite", "atom-z8350", "epyc7502-1thread")
+        estimate = cost_models.price(graph, setting)
+        relu = [l.cost for l in estimate.layers if l.kind == "relu"]
+        garbler = setting.protocol.roles["garbler"]
+        evaluator = "client" if garbler == "server" else "server"
+        net = setting.network
+        offline = estimate.total.offline
+        ours = {"online (s)": estimate.latency("online"),
+                "GC garble (s)": sum(getattr(c.offline, f"{garbler}_s") for c in relu),
+                "GC eval (s)": sum(getattr(c.online, f"{evaluator}_s") for c in relu),
+                "offline comm (s)": net.transfer_seconds(offline.up_bytes, offline.down_bytes, 0),
+                "offline+online (s)": estimate.latency("total")}
+        for key, value in reference.items():
+            print(f"{protocol:15s} {key:18s} {ours[key]:10.1f} {value:10.1f} {error_pct(ours[key], value):>8s}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", action="store_true", help="refit the three HE constants and print them")
@@ -144,6 +174,7 @@ def main() -> None:
     print_he_layers(setting)
     for name in ("delphi-resnet18", "cifar-resnet18", "delphi-resnet32", "delphi-resnet18-tiny"):
         print_totals(name, setting)
+    print_simulator_cross_check(graph_of("delphi-resnet18"))
     print("\n(cifar-resnet18 is compared with the delphi-resnet18 measurements: it adds three shortcut convs "
           "and residual adds the measured network never had)")
 
