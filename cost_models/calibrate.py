@@ -27,6 +27,7 @@ from cost_models.crypto.garbling import Evaluator, Garbler
 from cost_models.crypto.he import Bfv
 from cost_models.crypto.ot import ot_extension
 from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+from cost_models.crypto.shares import conv_mod_p
 
 PROFILE_SCHEMA = "pisim.profile/1"
 DELPHI_PRIME = 2061584302081  # Delphi's field and BFV plaintext modulus (reference 2.1: interface.h PLAINTEXT_MODULUS)
@@ -189,23 +190,16 @@ def _benchmarks(sizes: Sizes, w: _Workload) -> list[Benchmark]:
         Benchmark("he_keygen", "s", 1, sizes.keygen_repeats, lambda: Bfv(bfv.plain_modulus),
                   "SEAL context, secret, public and default Galois keys"),
         Benchmark("share_mac", "s", macs, sizes.he_repeats, share_mac,
-                  "exact mod-p conv 64->64 3x3 at 32x32 on 41-bit shares: im2col float64 product of 21-bit limbs"),
+                  "exact mod-p conv 64->64 3x3 at 32x32 on 41-bit shares (cost_models/crypto/shares.py)"),
     ]
 
 
 def _share_mac_workload() -> tuple[int, Callable[[], None]]:
-    """A secret-shared linear layer: 15-bit weights times 41-bit shares, exact mod p via two 21-bit limbs."""
+    """A secret-shared 64->64 3x3 conv at 32x32 (ResNet18 stage 1), exact mod p on 41-bit shares."""
     rng = np.random.default_rng(1)
-    patches = torch.from_numpy(rng.integers(0, DELPHI_PRIME, (1024, 576)).astype(np.int64))
-    weight = torch.from_numpy(rng.integers(-(1 << 14), 1 << 14, (576, 64)).astype(np.float64))
-    low = (patches & ((1 << 21) - 1)).to(torch.float64)
-    high = (patches >> 21).to(torch.float64)
-
-    def run():
-        combined = (low @ weight).to(torch.int64) + ((high @ weight).to(torch.int64) % DELPHI_PRIME << 21)
-        combined %= DELPHI_PRIME
-
-    return 1024 * 576 * 64, run
+    share = rng.integers(0, DELPHI_PRIME, (64, 32, 32))
+    weight = rng.integers(-(1 << 14), 1 << 14, (64, 64, 3, 3))
+    return 64 * 64 * 9 * 32 * 32, lambda: conv_mod_p(share, weight, 1, DELPHI_PRIME)
 
 
 def _implementation(w: _Workload, sizes: Sizes) -> list[Fixed]:

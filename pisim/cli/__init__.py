@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from pisim.cli import calibrate, estimate, models
+from pisim.cli import calibrate, estimate, models, validate
 from pisim.errors import UserError
 
-COMMANDS = [estimate, models, calibrate]
+COMMANDS = [estimate, models, calibrate, validate]
 
 
 def build_parser() -> argparse.ArgumentParser:
