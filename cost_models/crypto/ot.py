@@ -23,7 +23,6 @@ from nacl import bindings as sodium
 from cost_models.crypto.aes import FixedKeyHash
 
 KAPPA = 128  # computational security parameter: base OTs and bits per extended OT
-TRANSPOSE_COLUMNS = 1 << 16  # OTs transposed per batch, bounding the unpacked bit matrix to 8 MiB
 
 
 def _random_scalar() -> bytes:
@@ -79,14 +78,23 @@ def _prg_rows(keys: list[bytes], nbytes: int) -> np.ndarray:
     return rows
 
 
+_BIT_TRANSPOSE_STEPS = ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+
+
 def _transpose(columns: np.ndarray) -> np.ndarray:
-    """Bit matrix [KAPPA, m/8] (row i = bit i of every OT) -> [m, 2] uint64 (one 128-bit row per OT)."""
-    m = columns.shape[1] * 8
-    rows = np.empty((m, KAPPA // 8), dtype=np.uint8)
-    for start in range(0, columns.shape[1], TRANSPOSE_COLUMNS // 8):
-        block = np.unpackbits(columns[:, start: start + TRANSPOSE_COLUMNS // 8], axis=1, bitorder="little")
-        rows[start * 8: start * 8 + block.shape[1]] = np.packbits(block.T, axis=1, bitorder="little")
-    return rows.view(np.uint64)
+    """Bit matrix [KAPPA, m/8] (row i = bit i of every OT) -> [m, 2] uint64 (one 128-bit row per OT).
+
+    Each 8x8 bit block (8 base OTs x 8 extended OTs) is gathered into one uint64 and transposed
+    in place with three delta swaps (Hacker's Delight 7-3), so no array grows to one byte per bit.
+    """
+    kappa, nbytes = columns.shape
+    blocks = np.ascontiguousarray(columns.reshape(kappa // 8, 8, nbytes).transpose(0, 2, 1)).view(np.uint64)[..., 0]
+    for shift, mask in _BIT_TRANSPOSE_STEPS:
+        swap = (blocks ^ (blocks >> np.uint64(shift))) & np.uint64(mask)
+        blocks ^= swap
+        blocks ^= swap << np.uint64(shift)
+    rows = blocks.view(np.uint8).reshape(kappa // 8, nbytes, 8).transpose(1, 2, 0)
+    return np.ascontiguousarray(rows).reshape(nbytes * 8, kappa // 8).view(np.uint64)
 
 
 def _pack_choices(choices: np.ndarray, padded: int) -> np.ndarray:
