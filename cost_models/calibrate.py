@@ -45,8 +45,8 @@ class Sizes:
     keygen_repeats: int
 
 
-QUICK = Sizes("quick", relus=4096, gc_repeats=5, he_repeats=5, he_batch=8, keygen_repeats=1)
-FULL = Sizes("full", relus=32768, gc_repeats=7, he_repeats=9, he_batch=32, keygen_repeats=3)
+QUICK = Sizes("quick", relus=8192, gc_repeats=5, he_repeats=7, he_batch=16, keygen_repeats=1)
+FULL = Sizes("full", relus=32768, gc_repeats=11, he_repeats=15, he_batch=64, keygen_repeats=5)
 
 
 @dataclass(frozen=True)
