@@ -2,7 +2,8 @@
 
 Half-gates garbling hashes four AES blocks per AND gate and evaluation two, so raw fixed-key
 AES throughput / 4 (/ 2) is the most AND gates per second any garbler (evaluator) on this
-core can reach; the printed ratio says how close PISim's numpy garbling gets.
+core can reach; the printed ratio says how close PISim's numpy garbling gets. Rates are per
+CPU second of this process (cost_models/crypto/clock.py), so other load on the machine does not skew them.
 
     PYTHONPATH=. python benchmarks/bench_gc.py [--relus 32768] [--repeats 5]
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -19,14 +19,15 @@ from cost_models.calibrate import DELPHI_PRIME, cpu_model
 from cost_models.crypto.aes import FixedKeyHash, random_blocks
 from cost_models.crypto.garbling import Evaluator, Garbler
 from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+from cost_models.crypto.clock import cpu_seconds
 
 
 def median_seconds(body, repeats: int) -> float:
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = cpu_seconds()
         body()
-        samples.append(time.perf_counter() - start)
+        samples.append(cpu_seconds() - start)
     return statistics.median(samples)
 
 
@@ -58,7 +59,7 @@ def main() -> None:
         ("garble", n * ands / garble_s, "AND/s", aes_rate / 4),
         ("evaluate", n * ands / evaluate_s, "AND/s", aes_rate / 2),
     ]
-    print(f"{cpu_model()}, one thread; {n:,} ReLUs x {ands} AND gates (p = {DELPHI_PRIME}), median of {args.repeats}")
+    print(f"{cpu_model()}, one thread, per CPU second; {n:,} ReLUs x {ands} AND gates (p = {DELPHI_PRIME}), median of {args.repeats}")
     print(f"{'':34}{'measured':>14}  {'unit':9}{'AES limit':>14}  {'of limit':>8}")
     for name, rate, unit, limit in rows:
         limit_text = f"{limit:14,.0f}  {rate / limit:8.1%}" if limit else ""

@@ -13,7 +13,6 @@ label and ciphertext bytes: the profile's [implementation] table) in place of th
 """
 from __future__ import annotations
 
-import time
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from cost_models.estimate import price
 from cost_models.handlers import Context
 from cost_models.primitives import Parties
 from cost_models.setting import PricingSetting
+from cost_models.crypto.clock import cpu_seconds
 from pisim.errors import UserError
 from pisim.graph import OpGraph, OpKind, OpNode
 
@@ -131,7 +131,7 @@ def measure_relu_layer(op: OpNode, prime: int, roles: dict[str, str], rng: np.ra
     server = (x + np.uint64(prime) - client) % np.uint64(prime)
     mask = rng.integers(0, prime, n, dtype=np.uint64)
     m = MeasuredCost()
-    clock = time.perf_counter
+    clock = cpu_seconds
 
     start = clock()
     garbled, keys = Garbler(circuit).garble(n)
@@ -191,9 +191,9 @@ def measure_conv_layer(op: OpNode, bfv: Bfv, rng: np.random.Generator) -> tuple[
 
     share = rng.integers(0, prime, (c_in, height, width))
     m.add("online", "up_bytes", "client share", share.size * 8)
-    start = time.perf_counter()
+    start = cpu_seconds()
     conv_mod_p(share, weight, stride[0], prime)
-    m.add("online", "server_s", "shared conv", time.perf_counter() - start)
+    m.add("online", "server_s", "shared conv", cpu_seconds() - start)
     ops = run.operations
     notes = [f"{op.label}: {ops.get('multiply_plain', 0):,} ct-pt multiplies, {ops.get('key_switches', 0):,} key "
              f"switches, {run.plan.uploaded_ciphertexts} ciphertexts up, {run.plan.output_ciphertexts} down; "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from nacl import bindings as sodium
 
 from cost_models.crypto.aes import FixedKeyHash
+from cost_models.crypto.clock import cpu_seconds
 
 KAPPA = 128  # computational security parameter: base OTs and bits per extended OT
 
@@ -116,9 +116,9 @@ class OtRun:
 @contextmanager
 def _charged(seconds: dict[str, float], party: str):
     """Adds the block's wall time to `party`'s compute seconds."""
-    start = time.perf_counter()
+    start = cpu_seconds()
     yield
-    seconds[party] = seconds.get(party, 0.0) + time.perf_counter() - start
+    seconds[party] = seconds.get(party, 0.0) + cpu_seconds() - start
 
 
 def ot_extension(zero: np.ndarray, one: np.ndarray, choices: np.ndarray) -> OtRun:
