@@ -129,8 +129,9 @@ class _Workload:
         n = sizes.relus
         self.garbler, self.evaluator = Garbler(self.circuit), Evaluator(self.circuit)
         self.garbled, self.keys = self.garbler.garble(n)
-        self.bits = {name: self.field.to_bits(rng.integers(0, prime, n, dtype=np.uint64))
-                     for name in (*self.circuit.garbler_inputs, *self.circuit.evaluator_inputs)}
+        self.values = {name: rng.integers(0, prime, n, dtype=np.uint64)
+                       for name in (*self.circuit.garbler_inputs, *self.circuit.evaluator_inputs)}
+        self.bits = {name: self.field.to_bits(values) for name, values in self.values.items()}
         self.labels = {name: self.keys.encode(name, bits) for name, bits in self.bits.items()}
         self.bfv = Bfv(prime)
         slots = self.bfv.slots
@@ -176,8 +177,9 @@ def _benchmarks(sizes: Sizes, w: _Workload) -> list[Benchmark]:
                   f"garbling {n:,} ReLUs of PISim's half-gates ReLU circuit ({ands} AND gates each, p = {w.field.prime})"),
         Benchmark("gc_eval_per_and", "s", n * ands, sizes.gc_repeats, lambda: w.evaluator.evaluate(w.garbled, w.labels),
                   f"evaluating the same {n:,} garbled ReLUs, output labels checked"),
-        Benchmark("gc_encode_per_label", "s", n * bits, sizes.gc_repeats, lambda: w.keys.encode(share, w.bits[share]),
-                  f"encoding the garbler's {bits}-bit share of {n:,} ReLUs into wire labels"),
+        Benchmark("gc_encode_per_label", "s", n * bits, sizes.gc_repeats,
+                  lambda: w.keys.encode(share, w.field.to_bits(w.values[share])),
+                  f"encoding the garbler's {bits}-bit share of {n:,} ReLUs (bit decomposition included) into wire labels"),
         Benchmark("he_ct_pt_multiply", "s", batch, sizes.he_repeats, multiply_add,
                   f"SEAL BFV multiply_plain then add_inplace, N = {bfv.poly_degree}, t = {bfv.plain_modulus}, batches of {batch}"),
         Benchmark("he_key_switch", "s", batch, sizes.he_repeats, key_switch,
@@ -257,7 +259,8 @@ def calibrate(sizes: Sizes = QUICK, prime: int = DELPHI_PRIME,
         benchmarks = _benchmarks(sizes, workload)
         pilot = {b.name: _timed(b.run) for b in progress(benchmarks, "warm-up")}
         expected = sum(pilot[b.name] * b.repeats for b in benchmarks)
-        announce(f"{sizes.name} calibration: {len(benchmarks)} benchmarks, about {expected:.0f} s of measurement")
+        announce(f"{sizes.name} calibration: {len(benchmarks)} benchmarks, about {expected:.0f} s of measurement "
+                 "(CPU time; longer on a busy machine)")
         result = Calibration(sizes)
         for bench in progress(benchmarks, "measuring"):
             per_unit = [_timed(bench.run) / bench.units for _ in range(bench.repeats)]

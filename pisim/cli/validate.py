@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import torch
 
-from pisim.cli.common import add_model_options, add_output_options, emit
+from pisim.cli.common import add_model_options, add_output_options, emit, positive_int
 from pisim.errors import UserError
 from pisim.report import Column, Table
 
@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "Delphi-style garbled ReLUs and preprocessed HE convs)")
     parser.add_argument("--tolerance", type=float, metavar="PCT",
                         help="exit 1 when any term of any layer is off by more than PCT percent")
+    parser.add_argument("--repeats", type=positive_int, default=3, metavar="N",
+                        help="run each layer N times and compare the median of each measured part "
+                             "(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random shares, masks and weights")
     add_output_options(parser)
     parser.set_defaults(handler=run)
@@ -74,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        print(f"executing {len(names)} layer(s) with real cryptography ...", file=sys.stderr)
-        results = validate(graph, names, setting, DELPHI_PRIME, np.random.default_rng(args.seed))
+        print(f"executing {len(names)} layer(s) with real cryptography, {args.repeats} run(s) each ...", file=sys.stderr)
+        results = validate(graph, names, setting, DELPHI_PRIME, np.random.default_rng(args.seed), args.repeats)
     finally:
         torch.set_num_threads(threads)
     emit(_table(results, args.tolerance, bool(fixed)), args)
