@@ -201,11 +201,16 @@ def measure_conv_layer(op: OpNode, bfv: Bfv, rng: np.random.Generator) -> tuple[
     return m, notes
 
 
-def validate(graph: OpGraph, names: list[str], setting: PricingSetting, prime: int,
-             rng: np.random.Generator, repeats: int = 1) -> list[LayerValidation]:
+def select_layers(graph: OpGraph, names: list[str], setting: PricingSetting) -> list[OpNode]:
+    """The call sites `names` (labels or graph keys) name, refused unless validate can execute them."""
     ops = [_find(graph, name) for name in names]
     for op in ops:
         check_executable(op, setting)
+    return ops
+
+
+def validate(graph: OpGraph, ops: list[OpNode], setting: PricingSetting, prime: int,
+             rng: np.random.Generator, repeats: int = 1) -> list[LayerValidation]:
     predicted = {layer.name: layer.cost for layer in price(graph, setting).layers}
     bfv = Bfv(prime) if any(op.kind == OpKind.CONV2D for op in ops) else None
     results = []

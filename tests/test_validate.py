@@ -7,7 +7,7 @@ import pytest
 
 import cost_models
 from cost_models.calibrate import DELPHI_PRIME, Sizes, calibrate, profile_toml
-from cost_models.validate import implementation_constants, validate, with_implementation
+from cost_models.validate import implementation_constants, select_layers, validate, with_implementation
 from pisim.graph import capture
 from pisim.zoo.registry import build_zoo_model
 
@@ -33,8 +33,8 @@ def resnet20():
 def test_relu_and_conv_layers_run_and_bytes_match_the_model(profile, resnet20):
     setting = with_implementation(cost_models.load_setting("delphi", "lan", str(profile), str(profile)),
                                   implementation_constants(profile))
-    relu, conv = validate(resnet20, ["layer1.0.relu1", "layer1.0.conv1"], setting, DELPHI_PRIME,
-                          np.random.default_rng(0))
+    layers = select_layers(resnet20, ["layer1.0.relu1", "layer1.0.conv1"], setting)
+    relu, conv = validate(resnet20, layers, setting, DELPHI_PRIME, np.random.default_rng(0))
     assert "output equals the plaintext ReLU" in relu.notes[0]
     assert "equals the plaintext conv mod t" in conv.notes[0]
     terms = {(t.layer, t.phase, t.field): t for t in relu.terms + conv.terms}
@@ -50,7 +50,8 @@ def test_relu_and_conv_layers_run_and_bytes_match_the_model(profile, resnet20):
 
 
 def test_cli_table_and_tolerance_exit_codes(profile):
-    args = ["validate", "cifar-resnet20", "--layers", "layer3.0.relu1", "--profile", str(profile), "--format", "csv"]
+    args = ["validate", "cifar-resnet20", "--layers", "layer3.0.relu1", "--profile", str(profile), "--format", "csv",
+            "--repeats", "1"]
     loose = pisim(*args, "--tolerance", "1e9")
     assert loose.returncode == 0, loose.stderr
     header, *rows = loose.stdout.splitlines()

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import cost_models
     from cost_models.calibrate import DELPHI_PRIME
-    from cost_models.validate import implementation_constants, validate, with_implementation
+    from cost_models.validate import implementation_constants, select_layers, validate, with_implementation
     from pisim.cli.estimate import capture_from_args
 
     client, server = args.client_profile or args.profile, args.server_profile or args.profile
@@ -74,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
     setting = cost_models.load_setting(args.protocol, "lan", client, server, threads=1)
     fixed = {**implementation_constants(server), **implementation_constants(client)}
     setting = with_implementation(setting, fixed)
+    ops = select_layers(graph, names, setting)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        print(f"executing {len(names)} layer(s) with real cryptography, {args.repeats} run(s) each ...", file=sys.stderr)
-        results = validate(graph, names, setting, DELPHI_PRIME, np.random.default_rng(args.seed), args.repeats)
+        print(f"executing {len(ops)} layer(s) with real cryptography, {args.repeats} run(s) each ...", file=sys.stderr)
+        results = validate(graph, ops, setting, DELPHI_PRIME, np.random.default_rng(args.seed), args.repeats)
     finally:
         torch.set_num_threads(threads)
     emit(_table(results, args.tolerance, bool(fixed)), args)
