@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from cost_models.crypto.aes import BLOCK_BYTES, FixedKeyHash, random_blocks
+from cost_models.crypto import kernels
 from cost_models.crypto.circuit import Circuit, GateKind
 
 DEFAULT_CHUNK = 4096  # ReLUs per batch: amortises per-step numpy overhead while the working labels stay in cache
 OUTPUT_DOMAIN = np.uint64(1 << 63)  # output-check tweaks never collide with gate tweaks
-GATE_SHIFT = np.uint64(42)  # tweak = and_index << 42 | relu << 1 | half; layers up to 2^41 ReLUs
+GATE_SHIFT = np.uint64(kernels.GATE_SHIFT)  # tweak = and_index << 42 | relu << 1 | half; up to 2^41 ReLUs
+NO_OFFSET = np.zeros(2, dtype=np.uint64)  # the evaluator copies through NOT gates
 
 
 class GarbledCircuitError(Exception):
@@ -64,17 +66,6 @@ class GarblerKeys:
         return zero, zero ^ self.offset
 
 
-def _lsb_mask(labels: np.ndarray) -> np.ndarray:
-    """All-ones where the point-and-permute bit is set, as [..., 1] to broadcast over a label's words."""
-    return (np.uint64(0) - (labels[..., 0] & np.uint64(1)))[..., None]
-
-
-def _tweaks(and_index: np.ndarray, relu_tweak: np.ndarray) -> np.ndarray:
-    """[2 (generator, evaluator half), 1, gates, relus] tweaks for one AND step."""
-    generator = (and_index.astype(np.uint64) << GATE_SHIFT)[:, None] | relu_tweak[None, :]
-    return np.stack([generator, generator | np.uint64(1)])[:, None]
-
-
 def _output_tweaks(n_outputs: int, relus: np.ndarray) -> np.ndarray:
     return OUTPUT_DOMAIN | (np.arange(n_outputs, dtype=np.uint64) << GATE_SHIFT)[:, None] | relus[None, :]
 
@@ -84,6 +75,7 @@ class Garbler:
         self.circuit = circuit
         self.chunk = chunk
         self._hash = FixedKeyHash()
+        self._segments = _segments(circuit)
 
     def garble(self, relus: int) -> tuple[GarbledLayer, GarblerKeys]:
         circuit = self.circuit
@@ -99,53 +91,51 @@ class Garbler:
             work = labels[:, : stop - start]
             for name, slots in inputs.items():
                 work[list(slots)] = zero_labels[name][:, start:stop]
-            self._garble_chunk(work, offset, tables[:, :, start:stop], np.arange(start, stop, dtype=np.uint64))
+            self._garble_chunk(work, offset, tables[:, :, start:stop], start)
             zero = work[list(circuit.outputs)]
             both = np.stack([zero, zero ^ offset], axis=1)
             tweak = _output_tweaks(len(circuit.outputs), np.arange(start, stop, dtype=np.uint64))[:, None]
             checks[:, :, start:stop] = self._hash(both, tweak)[..., 0]
         return GarbledLayer(tables, checks), GarblerKeys(offset, zero_labels)
 
-    def _garble_chunk(self, work: np.ndarray, offset: np.ndarray, tables: np.ndarray, relus: np.ndarray) -> None:
-        relu_tweak = relus << np.uint64(1)
-        for step in self.circuit.steps:
-            if step.kind is GateKind.XOR:
-                _xor_step(work, step)
-            elif step.kind is GateKind.NOT:
-                _xor_step(work, step, offset)
-            else:
-                self._garble_and(work, step, offset, relu_tweak, tables[step.and_rows])
-
-    def _garble_and(self, work, step, offset, relu_tweak, rows) -> None:
-        a0 = work[step.in_a]
-        b0 = work[step.in_b]
-        pair = np.empty((2, 2, *a0.shape), dtype=np.uint64)  # [a|b][label 0|1]
-        pair[0, 0] = a0
-        np.bitwise_xor(a0, offset, out=pair[0, 1])
-        pair[1, 0] = b0
-        np.bitwise_xor(b0, offset, out=pair[1, 1])
-        h = self._hash(pair, _tweaks(step.and_index, relu_tweak))
-        permute_a, permute_b = _lsb_mask(a0), _lsb_mask(b0)
-        generator_row, evaluator_row = rows[:, 0], rows[:, 1]
-        np.bitwise_xor(h[0, 0], h[0, 1], out=generator_row)
-        generator_row ^= permute_b & offset
-        evaluator_diff = np.bitwise_xor(h[1, 0], h[1, 1], out=pair[1, 1])
-        np.bitwise_xor(evaluator_diff, a0, out=evaluator_row)
-        out_zero = np.bitwise_and(permute_a, generator_row, out=pair[0, 1])
-        out_zero ^= h[0, 0]
-        out_zero ^= h[1, 0]
-        out_zero ^= permute_b & evaluator_diff
-        work[step.out] = out_zero
+    def _garble_chunk(self, work: np.ndarray, offset: np.ndarray, tables: np.ndarray, relu_first: int) -> None:
+        for segment in self._segments:
+            if isinstance(segment, FreeSegment):
+                kernels.free_gates(work, segment.kinds, segment.in_a, segment.in_b, segment.out, offset)
+                continue
+            step = segment
+            keys = np.empty((len(step.out), 4, work.shape[1], 2), dtype=np.uint64)
+            kernels.garbler_hash_inputs(work, step.in_a, step.in_b, offset, int(step.and_index[0]), relu_first, keys)
+            permuted = self._hash.permute(keys)
+            kernels.garbler_finish(work, step.in_a, step.in_b, step.out, offset, keys, permuted, tables[step.and_rows])
 
 
-def _xor_step(work: np.ndarray, step, offset: np.ndarray | None = None) -> None:
-    """out = a xor b (XOR gates), or out = a xor offset (NOT at the garbler); single gates avoid fancy-index copies."""
-    if len(step.out) == 1:
-        other = work[step.in_b[0]] if offset is None else offset
-        np.bitwise_xor(work[step.in_a[0]], other, out=work[step.out[0]])
-    else:
-        other = work[step.in_b] if offset is None else offset
-        work[step.out] = work[step.in_a] ^ other
+@dataclass(frozen=True)
+class FreeSegment:
+    """Consecutive XOR/NOT steps flattened into one gate list, in an order that respects their dependencies."""
+
+    kinds: np.ndarray
+    in_a: np.ndarray
+    in_b: np.ndarray
+    out: np.ndarray
+
+
+def _segments(circuit: Circuit) -> tuple:
+    """The schedule as AND steps and the runs of free steps between them."""
+    segments: list = []
+    run: list = []
+    for step in (*circuit.steps, None):
+        if step is not None and step.kind is not GateKind.AND:
+            run.append(step)
+            continue
+        if run:
+            segments.append(FreeSegment(
+                np.concatenate([np.full(len(s.out), int(s.kind), dtype=np.int64) for s in run]),
+                *(np.concatenate([getattr(s, f) for s in run]) for f in ("in_a", "in_b", "out"))))
+            run = []
+        if step is not None:
+            segments.append(step)
+    return tuple(segments)
 
 
 class Evaluator:
@@ -153,6 +143,7 @@ class Evaluator:
         self.circuit = circuit
         self.chunk = chunk
         self._hash = FixedKeyHash()
+        self._segments = _segments(circuit)
 
     def evaluate(self, garbled: GarbledLayer, input_labels: dict[str, np.ndarray]) -> np.ndarray:
         """Output bits [outputs, relus] from one label per input wire ([bits, relus, 2] per input name)."""
@@ -169,7 +160,7 @@ class Evaluator:
             work = labels[:, : stop - start]
             for name, slots in inputs.items():
                 work[list(slots)] = input_labels[name][:, start:stop]
-            self._evaluate_chunk(work, garbled.and_tables[:, :, start:stop], np.arange(start, stop, dtype=np.uint64))
+            self._evaluate_chunk(work, garbled.and_tables[:, :, start:stop], start)
             tweak = _output_tweaks(len(circuit.outputs), np.arange(start, stop, dtype=np.uint64))
             check = self._hash(work[list(circuit.outputs)], tweak)[..., 0]
             expected = garbled.output_checks[:, :, start:stop]
@@ -183,26 +174,16 @@ class Evaluator:
             bits[:, start:stop] = is_one
         return bits
 
-    def _evaluate_chunk(self, work: np.ndarray, tables: np.ndarray, relus: np.ndarray) -> None:
-        relu_tweak = relus << np.uint64(1)
-        for step in self.circuit.steps:
-            if step.kind is GateKind.XOR:
-                _xor_step(work, step)
-            elif step.kind is GateKind.NOT:
-                work[step.out] = work[step.in_a]
-            else:
-                rows = tables[step.and_rows]
-                pair = np.empty((2, len(step.out), *work.shape[1:]), dtype=np.uint64)
-                a = np.take(work, step.in_a, axis=0, out=pair[0])
-                b = np.take(work, step.in_b, axis=0, out=pair[1])
-                h = self._hash(pair, _tweaks(step.and_index, relu_tweak)[:, 0])
-                select_a, select_b = _lsb_mask(a), _lsb_mask(b)
-                out = np.bitwise_xor(rows[:, 1], a, out=pair[1])  # b is hashed already; reuse its buffer
-                out &= select_b
-                out ^= h[1]
-                out ^= h[0]
-                out ^= select_a & rows[:, 0]
-                work[step.out] = out
+    def _evaluate_chunk(self, work: np.ndarray, tables: np.ndarray, relu_first: int) -> None:
+        for segment in self._segments:
+            if isinstance(segment, FreeSegment):
+                kernels.free_gates(work, segment.kinds, segment.in_a, segment.in_b, segment.out, NO_OFFSET)
+                continue
+            step = segment
+            keys = np.empty((len(step.out), 2, work.shape[1], 2), dtype=np.uint64)
+            kernels.evaluator_hash_inputs(work, step.in_a, step.in_b, int(step.and_index[0]), relu_first, keys)
+            permuted = self._hash.permute(keys)
+            kernels.evaluator_finish(work, step.in_a, step.in_b, step.out, keys, permuted, tables[step.and_rows])
 
 
 def label_bytes(bits: int, relus: int) -> int:
