@@ -1,8 +1,9 @@
 """Half-gates garbling (Zahur, Rosulek, Evans, Eurocrypt 2015) with free-XOR and point-and-permute.
 
 One circuit, many instances: a layer garbles the same circuit once per ReLU, so every schedule
-step runs as numpy operations over [gates in the step, ReLUs, 2] label arrays, and each step's
-hashes are one AES call. ReLUs are processed in chunks to bound the working set.
+step runs over [gates in the step, ReLUs, 2] label arrays at once: its hashes are one AES call,
+its label arithmetic one fused kernel (cost_models/crypto/kernels.py). ReLUs are processed in
+chunks to bound the working set.
 
 The point-and-permute bit of a label is the lowest bit of its low word; the global offset R
 has it set, so the two labels of a wire always differ there. Each output wire also carries
