@@ -1,5 +1,5 @@
-"""Errors the user can fix: the CLI prints their message on one line and exits with status 2."""
+"""Errors a user can fix: the CLI prints them as one line and exits with code 2."""
 
 
 class UserError(Exception):
-    """Bad input (a name, a path, a flag value): the message says what to change."""
+    """Bad input (a missing file, an unknown name, a malformed option); the message says what to do."""
