@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_file(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -23,11 +23,11 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    _atomic(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+    atomic_file(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
 
 
 def write_torch(path: Path, data: Any) -> None:
-    _atomic(Path(path), lambda tmp: torch.save(data, tmp))
+    atomic_file(Path(path), lambda tmp: torch.save(data, tmp))
 
 
 def read_json(path: Path) -> Any:

@@ -13,6 +13,7 @@ from pisim.zoo import ZOO, zoo_names
 class ModelSource(Protocol):
     name: str
     input_size: tuple[int, int, int]
+    reshapable: bool  # takes alpha, rho and num_blocks
 
     def build(self, alpha: float = 1.0, rho: float = 1.0, num_blocks: tuple[int, ...] | None = None) -> nn.Module: ...
 
@@ -30,6 +31,10 @@ class ZooModel:
     def __post_init__(self):
         if self.name not in ZOO:
             raise UserError(f"unknown model {self.name!r}; built-in models: {', '.join(zoo_names())}")
+
+    @property
+    def reshapable(self) -> bool:
+        return ZOO[self.name].reshapable
 
     def build(self, alpha: float = 1.0, rho: float = 1.0, num_blocks: tuple[int, ...] | None = None) -> nn.Module:
         entry = ZOO[self.name]
@@ -56,6 +61,7 @@ class ModuleFactory:
     name: str
     factory: Callable[[], nn.Module]
     input_size: tuple[int, int, int]
+    reshapable = False
 
     def build(self, alpha: float = 1.0, rho: float = 1.0, num_blocks: tuple[int, ...] | None = None) -> nn.Module:
         if (alpha, rho, num_blocks) != (1.0, 1.0, None):

@@ -1,0 +1,45 @@
+"""frontier.json (schema pisim.search/1, docs/architecture.md): built from priced and trained candidates,
+always written atomically, so an interrupted search leaves a readable file."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from optimizer.io import write_json
+from optimizer.pricing import Priced
+from optimizer.training import TrainResult
+
+SCHEMA = "pisim.search/1"
+FRONTIER_FILE = "frontier.json"
+
+
+def candidate_entry(priced: Priced, status: str, result: TrainResult | None, kd: bool) -> dict[str, Any]:
+    return {"id": priced.candidate.id, "config": priced.candidate.to_dict(), "relus": priced.relus,
+            "latency": priced.latency, "communication": priced.communication, "cost": priced.cost,
+            "status": status, "accuracy": result.accuracy if result else None, "kd": kd,
+            "curve": result.curve if result else [], "on_frontier": False, "export": None}
+
+
+def pareto_ids(entries: Sequence[dict[str, Any]], phase: str) -> list[str]:
+    """Trained entries that no other trained entry beats on both latency (lower) and accuracy (higher)."""
+    trained = sorted((e for e in entries if e["status"] == "trained"),
+                     key=lambda e: (e["latency"][f"{phase}_s"], -e["accuracy"]))
+    frontier, best = [], float("-inf")
+    for entry in trained:
+        if entry["accuracy"] > best:
+            frontier.append(entry["id"])
+            best = entry["accuracy"]
+    return frontier
+
+
+def write_frontier(out: Path, document: dict[str, Any]) -> Path:
+    path = Path(out) / FRONTIER_FILE
+    write_json(path, document)
+    return path
+
+
+def frontier_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The frontier as a table: one row per point, cheapest first, ReLU count beside latency and accuracy."""
+    by_id = {e["id"]: e for e in document["candidates"]}
+    return [{"candidate": i, "relus": by_id[i]["relus"], **by_id[i]["latency"], "accuracy": by_id[i]["accuracy"],
+             "export": by_id[i]["export"]} for i in document["frontier"]]
