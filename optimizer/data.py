@@ -21,6 +21,12 @@ DIGITS_TEST_FRACTION = 0.25
 DIGITS_GLYPH_FRACTION = 0.625  # glyph side / canvas side: 10 px of a 16 px canvas
 
 
+DEFAULT_INPUT_SIZE: dict[str, tuple[int, int, int]] = {
+    "digits": (3, 16, 16), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
+    "imagefolder": (3, 64, 64), "tinyimagenet": (3, 64, 64),
+}
+
+
 @dataclass(frozen=True)
 class DataSpec:
     name: str = "digits"  # digits | cifar10 | cifar100 | imagefolder | tinyimagenet
