@@ -6,7 +6,8 @@ fall back to torch.export, and the graph says so in its notes.
 """
 from __future__ import annotations
 
-import math
+import logging
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -16,7 +17,6 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.fx.passes.shape_prop import ShapeProp
 
 from pisim.graph import kinds
 from pisim.graph.measures import measure
@@ -54,7 +54,7 @@ def capture(model: nn.Module | torch.export.ExportedProgram, input_size: Sequenc
         return _from_exported(exported, input_shape, source,
                               notes=[f"torch.fx could not trace the model ({reason}); captured with torch.export"])
     _propagate_fake_shapes(traced, input_shape)
-    graph = _build_graph(traced, input_shape, source, "torch.fx", _tensor_meta_shape, notes=[])
+    graph = _build_graph(traced, input_shape, source, "torch.fx", _recorded_shape, notes=[])
     return Captured(graph, traced)
 
 
@@ -64,19 +64,60 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+class _ShapeRecorder(fx.Interpreter):
+    """Runs the graph on fake tensors and records each node's output shape in node.meta["pisim_shape"]."""
+
+    def run_node(self, node: fx.Node) -> Any:
+        result = super().run_node(node)
+        if isinstance(result, torch.Tensor):
+            node.meta["pisim_shape"] = tuple(int(d) for d in result.shape)
+        return result
+
+
+class _RecorderHost(nn.Module):
+    """Lets torch.func.functional_call swap the traced module's tensors for meta copies during recording."""
+
+    def __init__(self, traced: fx.GraphModule):
+        super().__init__()
+        self.traced = traced
+
+    def forward(self, example: torch.Tensor) -> Any:
+        return _ShapeRecorder(self.traced).run(example)
+
+
 def _propagate_fake_shapes(traced: fx.GraphModule, input_shape: Shape) -> None:
-    mode = FakeTensorMode(allow_non_fake_inputs=True)
-    with mode:
-        example = torch.empty(input_shape)
+    """Shapes from meta tensors (no data, fastest); ops without meta kernels retry on FakeTensors."""
+    host = _RecorderHost(traced)
+    meta_state = {name: torch.empty_like(t, device="meta")
+                  for name, t in [*host.named_parameters(), *host.named_buffers()]}
+    try:
+        torch.func.functional_call(host, meta_state, (torch.empty(input_shape, device="meta"),))
+        return
+    except Exception:
+        pass
+    with FakeTensorMode(allow_non_fake_inputs=True):
         try:
-            ShapeProp(traced).propagate(example)
+            host(torch.empty(input_shape))
         except Exception as error:
             raise CaptureError(f"the model rejects input size {_size_text(input_shape)}: {_first_line(error)}") from None
 
 
+def _quietly(fn, *args):
+    """torch.export and its TorchScript converter warn at length about things that do not affect shapes."""
+    export_logger = logging.getLogger("torch._export")
+    level = export_logger.level
+    export_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args)
+    finally:
+        export_logger.setLevel(level)
+
+
 def _export(model: nn.Module, input_shape: Shape) -> torch.export.ExportedProgram:
     try:
-        return torch.export.export(model, (torch.zeros(input_shape),))
+        return _quietly(torch.export.export, model, (torch.zeros(input_shape),))
     except Exception as error:
         raise CaptureError(f"neither torch.fx nor torch.export can capture this model at input size "
                            f"{_size_text(input_shape)}: {_first_line(error)}") from None
@@ -86,7 +127,7 @@ def _script_to_export(model: torch.jit.ScriptModule, input_shape: Shape) -> torc
     from torch._export.converter import TS2EPConverter
 
     try:
-        return TS2EPConverter(model, (torch.zeros(input_shape),)).convert()
+        return _quietly(lambda: TS2EPConverter(model, (torch.zeros(input_shape),)).convert())
     except Exception as error:
         raise CaptureError(f"cannot convert the TorchScript archive at input size {_size_text(input_shape)}: "
                            f"{_first_line(error)}") from None
@@ -99,7 +140,7 @@ def _from_exported(exported: torch.export.ExportedProgram, input_shape: Shape, s
     if expected and expected[0] != input_shape:
         raise CaptureError(f"the exported program was captured for input {_size_text(expected[0])}, "
                            f"not {_size_text(input_shape)}: pass --input-size {_size_text(expected[0])}")
-    module = exported.module()
+    module = _quietly(exported.module)
     graph = _build_graph(module, input_shape, source, "torch.export", _val_shape, notes)
     return Captured(graph, module)
 
@@ -108,9 +149,8 @@ def _size_text(shape: Shape) -> str:
     return "x".join(str(d) for d in shape[1:])
 
 
-def _tensor_meta_shape(node: fx.Node) -> Shape:
-    meta = node.meta.get("tensor_meta")
-    return tuple(meta.shape) if hasattr(meta, "shape") else ()
+def _recorded_shape(node: fx.Node) -> Shape:
+    return node.meta.get("pisim_shape", ())
 
 
 def _val_shape(node: fx.Node) -> Shape:
@@ -119,6 +159,7 @@ def _val_shape(node: fx.Node) -> Shape:
 
 
 _GRAPH_OPS = ("placeholder", "call_module", "call_function", "call_method", "output")
+_EXPORT_GUARD = "_guards_fn"  # torch.export's input-guard check: a call with no arithmetic and no output
 
 
 def _build_graph(gm: fx.GraphModule, input_shape: Shape, source: str, method: str,
@@ -126,7 +167,7 @@ def _build_graph(gm: fx.GraphModule, input_shape: Shape, source: str, method: st
     digraph = nx.DiGraph()
     label_uses: Counter[str] = Counter()
     for node in gm.graph.nodes:
-        if node.op not in _GRAPH_OPS:
+        if node.op not in _GRAPH_OPS or node.target == _EXPORT_GUARD:
             continue
         op = _op_node(gm, node, shape_of, label_uses)
         digraph.add_node(node.name, op=op)
@@ -154,12 +195,14 @@ def _get_attr(gm: fx.GraphModule, target: str) -> Any:
     return obj
 
 
-def _scope(node: fx.Node) -> str | None:
+def _scope(node: fx.Node) -> tuple[str | None, bool]:
+    """The innermost module a call happened in, and whether that module is a leaf layer (e.g. Conv2d)."""
     stack = node.meta.get("nn_module_stack")
     if not stack:
-        return None
-    path = list(stack.values())[-1][0]
-    return _clean_path(path) or None
+        return None, False
+    path, cls = list(stack.values())[-1]
+    cls_name = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+    return _clean_path(path) or None, cls_name in kinds.LEAF_MODULE_NAMES
 
 
 def _clean_path(path: str) -> str:
@@ -194,14 +237,20 @@ def _op_node(gm: fx.GraphModule, node: fx.Node, shape_of, label_uses: Counter) -
             target = f"Tensor.{node.target}"
         else:
             rule = kinds.function_rule(node.target)
-            params = sum(math.prod(_get_attr(gm, a.target).shape) for a in node.all_input_nodes
-                         if a.op == "get_attr" and hasattr(_get_attr(gm, a.target), "shape"))
+            params = sum(_get_attr(gm, a.target).numel() for a in node.all_input_nodes
+                         if a.op == "get_attr" and isinstance(_get_attr(gm, a.target), nn.Parameter))
             target = _function_name(node.target)
         if rule is None:
             kind, attrs = OpKind.UNSUPPORTED, {"reason": f"no handler for {target}"}
         else:
             kind, attrs = rule(call)
-    label = module_path or (f"{_scope(node)}:{node.name}" if _scope(node) else node.name)
+    if module_path is None and node.op not in ("placeholder", "output"):
+        scope, scope_is_layer = _scope(node)
+        if scope_is_layer:  # torch.export: the aten op of a layer module takes the layer's name
+            module_path = scope
+        label = module_path or (f"{scope}:{node.name}" if scope else node.name)
+    else:
+        label = module_path or node.name
     label_uses[label] += 1
     if label_uses[label] > 1:
         label = f"{label}#{label_uses[label]}"

@@ -224,6 +224,9 @@ ATEN_RULES: dict[Any, Rule] = {
 }
 
 
+LEAF_MODULE_NAMES = frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in MODULE_RULES)
+
+
 def module_rule(module: nn.Module) -> Rule | None:
     for cls in type(module).__mro__:
         if cls in MODULE_RULES:

@@ -1,0 +1,51 @@
+"""Options several commands share: output format and file, model loading."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pisim.io import atomic_write
+from pisim.report import FORMATS, Table
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="output format: an aligned text table, Markdown, CSV, JSON or a LaTeX (booktabs) "
+                             "table (default: %(default)s)")
+    parser.add_argument("--output", "-o", metavar="FILE",
+                        help="write to FILE (atomically: a crash never leaves half a file) instead of stdout")
+
+
+def emit(table: Table, args: argparse.Namespace) -> None:
+    text = table.render(args.format)
+    if args.output:
+        atomic_write(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="NAME_OR_FILE",
+                        help="a zoo name (cifar-resnet18, cifar-resnet32, ...), a torchvision classifier name "
+                             "(resnet18, ...), or a file: TorchScript archive, torch.export archive (.pt2), or a "
+                             "state dict (with --arch)")
+    parser.add_argument("--arch", metavar="NAME", help="network a state-dict file belongs to (zoo or torchvision name)")
+    parser.add_argument("--input-size", metavar="CxHxW",
+                        help="input size without the batch dimension, e.g. 3x32x32 (default: the model's own: "
+                             "3x32x32 for the zoo, 3x224x224 for torchvision)")
+    parser.add_argument("--num-classes", type=positive_int, metavar="N",
+                        help="classifier outputs (default: 10 for the zoo, 1000 for torchvision, or read from a state dict)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow loading a fully pickled module; unpickling can run arbitrary code, so only "
+                             "for files you trust")
