@@ -13,11 +13,11 @@ from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS, DataSpec
 from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, Distillation
 from optimizer.executors import EXECUTORS
 from optimizer.pricing import SettingChoice
-from optimizer.results import frontier_rows
+from optimizer.results import frontier_table
 from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
 from optimizer.strategies import STRATEGIES
-from optimizer.tables import RENDERERS, render
 from optimizer.training import Schedule
+from pisim.cli.common import add_output_options, emit, positive_int
 from pisim.errors import UserError
 from pisim.zoo import zoo_names
 
@@ -78,12 +78,6 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
-    return int(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimizer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="client hardware profile name or TOML path (default %(default)s)")
     cost.add_argument("--server-profile", default=DEFAULTS.setting.server_profile,
                       help="server hardware profile (default: the protocol's)")
-    cost.add_argument("--threads", type=_positive, default=DEFAULTS.setting.threads,
+    cost.add_argument("--threads", type=positive_int, default=DEFAULTS.setting.threads,
                       help="threads each party computes with (default %(default)s)")
     model = search.add_argument_group("model and data")
     model.add_argument("--model", default=DEFAULTS.model, choices=zoo_names(), metavar="NAME",
@@ -124,16 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="width multipliers to reshape with (default 1,0.5)")
     plan.add_argument("--rhos", type=_floats, default=DEFAULTS.rhos, metavar="LIST",
                       help="resolution multipliers to reshape with (default 1,0.5)")
-    plan.add_argument("--max-train", type=_positive, default=DEFAULTS.max_train,
+    plan.add_argument("--max-train", type=positive_int, default=DEFAULTS.max_train,
                       help="train at most this many candidates within budget (default %(default)s)")
     train = search.add_argument_group("training")
-    train.add_argument("--epochs", type=_positive, default=DEFAULTS.schedule.epochs,
+    train.add_argument("--epochs", type=positive_int, default=DEFAULTS.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
-    train.add_argument("--baseline-epochs", type=_positive, default=DEFAULTS.baseline_epochs,
+    train.add_argument("--baseline-epochs", type=positive_int, default=DEFAULTS.baseline_epochs,
                        help="epochs for the baseline teacher (default %(default)s)")
-    train.add_argument("--criticality-epochs", type=_positive, default=DEFAULTS.criticality_epochs,
+    train.add_argument("--criticality-epochs", type=positive_int, default=DEFAULTS.criticality_epochs,
                        help="epochs per stage-criticality variant (default %(default)s)")
-    train.add_argument("--batch-size", type=_positive, default=DEFAULTS.schedule.batch_size,
+    train.add_argument("--batch-size", type=positive_int, default=DEFAULTS.schedule.batch_size,
                        help="default %(default)s")
     train.add_argument("--lr", type=float, default=DEFAULTS.schedule.lr,
                        help="SGD (Nesterov, cosine schedule) learning rate (default %(default)s)")
@@ -150,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "their baseline and criticality runs")
     run.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
     run.add_argument("--executor", choices=list(EXECUTORS), default="local", help="default %(default)s")
-    run.add_argument("--format", choices=list(RENDERERS), default="table", help="frontier output format")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_options(search)
     search.set_defaults(handler=_search)
     return parser
 
@@ -179,12 +173,11 @@ def _search(args: argparse.Namespace) -> int:
     paths = Paths(args.out, args.cache_dir)
     document = run_search(config, paths, resume=args.resume,
                           runtime=Runtime(device=args.device, executor=args.executor, progress=not args.no_progress))
-    rows = frontier_rows(document)
-    if not rows:
+    if not document["frontier"]:
         print(f"no candidate fits {config.latency_budget_s:g} s {config.setting.phase}; see {paths.out}/frontier.json",
               file=sys.stderr)
         return 0
-    print(render(rows, args.format))
+    emit(frontier_table(document), args)
     return 0
 
 

@@ -10,7 +10,7 @@ import torch
 
 import cost_models
 from optimizer.candidate import Candidate
-from optimizer.io import atomic_file
+from optimizer.io import write_binary
 from optimizer.models import ModelSource
 from optimizer.pricing import PHASES, Pricer
 from optimizer.training import load_trained
@@ -26,7 +26,7 @@ def export_candidate(source: ModelSource, candidate: Candidate, weights: str, ou
     model = load_trained(source, candidate, weights, torch.device("cpu"))
     program = torch.export.export(model, (torch.zeros(1, *source.input_size),))
     relative = f"{MODELS_DIR}/{candidate.id}.pt2"
-    atomic_file(Path(out) / relative, lambda tmp: torch.export.save(program, str(tmp)))
+    write_binary(Path(out) / relative, lambda handle: torch.export.save(program, handle))
     searched = {p: pricer.price(candidate).latency[f"{p}_s"] for p in PHASES}
     reread = capture(torch.export.load(str(Path(out) / relative)), source.input_size, source=relative)
     estimate = cost_models.price(reread.graph, pricer.setting)

@@ -1,33 +1,26 @@
-"""Atomic writes: a reader (or a resumed search) never sees a half-written file."""
+"""Results and checkpoints written atomically (pisim.io): a resumed search never reads half a file."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, IO
 
 import torch
 
-
-def atomic_file(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from pisim.io import atomic_write, atomic_writer
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_file(Path(path), lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n"))
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_binary(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    with atomic_writer(path, "wb") as handle:
+        write(handle)
 
 
 def write_torch(path: Path, data: Any) -> None:
-    atomic_file(Path(path), lambda tmp: torch.save(data, tmp))
+    write_binary(path, lambda handle: torch.save(data, handle))
 
 
 def read_json(path: Path) -> Any:

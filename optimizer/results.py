@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from optimizer.io import write_json
 from optimizer.pricing import Priced
 from optimizer.training import TrainResult
+from pisim.report import Column, Table
 
 SCHEMA = "pisim.search/1"
 FRONTIER_FILE = "frontier.json"
@@ -38,8 +39,22 @@ def write_frontier(out: Path, document: dict[str, Any]) -> Path:
     return path
 
 
-def frontier_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The frontier as a table: one row per point, cheapest first, ReLU count beside latency and accuracy."""
+def frontier_table(document: dict[str, Any]) -> Table:
+    """The frontier, cheapest first: latency by phase beside ReLU count and accuracy."""
+    setting = document["setting"]
     by_id = {e["id"]: e for e in document["candidates"]}
-    return [{"candidate": i, "relus": by_id[i]["relus"], **by_id[i]["latency"], "accuracy": by_id[i]["accuracy"],
+    rows = [{"candidate": i, "relus": by_id[i]["relus"], **by_id[i]["latency"], "accuracy": by_id[i]["accuracy"],
              "export": by_id[i]["export"]} for i in document["frontier"]]
+    baseline = document["baseline"]
+    return Table(
+        title=f"Pareto frontier: {document['model']} on {document['dataset']}, {setting['protocol']} over "
+              f"{setting['network']}, {setting['phase']} budget {setting['latency_budget_s']:g} s",
+        columns=[Column("candidate", "candidate", numeric=False), Column("relus", "ReLUs"),
+                 Column("online_s", "online", "s"), Column("offline_s", "offline", "s"),
+                 Column("total_s", "total", "s"), Column("accuracy", "accuracy"),
+                 Column("export", "export", numeric=False)],
+        rows=rows,
+        notes=[f"baseline: {baseline['relus']:,} ReLUs, {baseline['latency'][setting['phase'] + '_s']:.4g} s "
+               f"{setting['phase']}, accuracy {baseline['accuracy']:.4f}",
+               f"strategy {document['strategy']}, objective {document['objective']}, seed {document['seed']}"],
+        metadata={"frontier": document["frontier"]})
