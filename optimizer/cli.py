@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--protocol", default=DEFAULTS.setting.protocol, help="default %(default)s")
     cost.add_argument("--network", default=DEFAULTS.setting.network, help="default %(default)s")
     cost.add_argument("--client-profile", default=DEFAULTS.setting.client_profile,
-                      help="client hardware profile name or TOML path (default %(default)s)")
+                      help="client hardware profile name or TOML path (default: the protocol's; Delphi's is atom-z8350)")
     cost.add_argument("--server-profile", default=DEFAULTS.setting.server_profile,
                       help="server hardware profile (default: the protocol's)")
     cost.add_argument("--threads", type=positive_int, default=DEFAULTS.setting.threads,

@@ -39,15 +39,15 @@ class SearchInterrupted(Exception):
 class SearchConfig:
     model: str = "cifar-resnet20"
     data: DataSpec = DataSpec()
-    setting: SettingChoice = SettingChoice("delphi", "lan", "atom", None, 1, "online")
+    setting: SettingChoice = SettingChoice("delphi", "lan", None, None, 1, "online")
     latency_budget_s: float = 10.0
     strategy: str = "deepreduce"
     objective: str = "latency"  # latency (PISim) or relus (DeepReDuce's proxy: latency taken as proportional)
     seed: int = 0
     schedule: Schedule = Schedule()
-    baseline_epochs: int = 10
+    baseline_epochs: int = 8
     criticality_epochs: int = 2
-    max_train: int = 4
+    max_train: int = 3
     distillation: Distillation | None = Distillation()
     alphas: tuple[float, ...] = (1.0, 0.5)
     rhos: tuple[float, ...] = (1.0, 0.5)

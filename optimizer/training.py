@@ -33,7 +33,7 @@ WEIGHTS = "model.pt"
 
 @dataclass(frozen=True)
 class Schedule:
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
