@@ -24,7 +24,7 @@ from optimizer.exporting import export_candidate
 from optimizer.io import read_json, write_json
 from optimizer.models import ModelSource, ZooModel
 from optimizer.pricing import Priced, Pricer, SettingChoice
-from optimizer.results import SCHEMA, FRONTIER_FILE, candidate_entry, pareto_ids, write_frontier
+from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
 from optimizer.strategies import make_strategy
 from optimizer.training import Schedule, TrainJob
 from optimizer.transforms import Variants
@@ -138,7 +138,7 @@ class _Search:
         jobs = criticality_jobs(self.stages, lambda label, c: self.job(label, c, config.criticality_epochs))
         self.criticality = measure(self.stages, list(self.executor.map(jobs)), self.pricer, self.phase)
         write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
-        log(f"cull order ({config.objective}): {' < '.join(self.criticality.ranking(config.objective))}")
+        log(criticality_table(self.criticality, config.objective, self.phase).render("table").rstrip())
         priced = [self.pricer.price(c) for c in self.strategy.enumerate(
             self.stages, self.criticality, config.objective, self._reshapes())]
         survivors = [p for p in priced if self._size(p) <= self._budget()]

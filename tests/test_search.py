@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import cost_models
-from pisim.graph import capture
-from pisim.loading import load_model
 
 # Small enough to run three times within a minute on 2 cores: 8x8 digits, short schedules, no reshaping.
 SEARCH = ["--latency-budget", "2.5s", "--input-size", "3x8x8", "--epochs", "3", "--baseline-epochs", "2",
@@ -61,15 +58,16 @@ def test_every_frontier_point_fits_the_budget(reference):
     assert document["baseline"]["latency"]["online_s"] > budget
 
 
-def test_exported_frontier_models_price_at_the_searched_latency(reference):
+def test_pisim_estimate_prices_each_exported_frontier_model_at_its_searched_latency(reference):
     document = frontier(reference)
-    setting = cost_models.load_setting(protocol="delphi", network="lan")
     for entry in (e for e in document["candidates"] if e["on_frontier"]):
-        loaded = load_model(str(reference / entry["export"]))
-        graph = capture(loaded.model, (3, 8, 8)).graph
-        assert graph.total_relus == entry["relus"]
-        assert cost_models.price(graph, setting).latency("online") == pytest.approx(entry["latency"]["online_s"],
-                                                                                   rel=1e-9)
+        process = subprocess.run([sys.executable, "-m", "pisim", "estimate", str(reference / entry["export"]),
+                                  "--protocol", "delphi", "--network", "lan", "--format", "json"],
+                                 capture_output=True, text=True, env=os.environ.copy())
+        assert process.returncode == 0, process.stderr
+        estimate = json.loads(process.stdout)["estimate"]
+        assert estimate["relus"] == entry["relus"]
+        assert estimate["latency"] == pytest.approx(entry["latency"], rel=1e-9)
 
 
 def wait_for(pattern: str, root: Path, process: subprocess.Popen, skip: set[Path] = frozenset()) -> Path:
