@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from optimizer.data import DataSpec
 from optimizer.pricing import SettingChoice
 from optimizer.search import Paths, Runtime, SearchConfig, run_search
 from optimizer.training import Schedule

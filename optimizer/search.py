@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from optimizer.candidate import Candidate
 from optimizer.criticality import Criticality, criticality_jobs, measure
