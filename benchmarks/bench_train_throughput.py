@@ -56,10 +56,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", default="cifar-resnet18", help="a zoo name (a small one for a CPU smoke run)")
+    parser.add_argument("--side", type=int, default=32, help="input height and width (default %(default)s)")
     args = parser.parse_args()
     device = pick_device(args.device)
-    data = DataSpec("digits", None, (3, 32, 32))
-    source = ZooModel("cifar-resnet18", 10, data.input_size)
+    data = DataSpec("digits", None, (3, args.side, args.side))
+    source = ZooModel(args.model, 10, data.input_size)
     train_set = load_splits(data).train
     plain_loop(source, train_set, 1, args.batch_size, device)  # warm-up: allocator, cuDNN autotuning
     plain = plain_loop(source, train_set, args.epochs, args.batch_size, device)
@@ -70,7 +72,7 @@ def main() -> None:
         train(job, Path(work), device=args.device, progress=False)
         ours = len(train_set) * args.epochs / (time.perf_counter() - started)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"CIFAR ResNet18 3x32x32, batch {args.batch_size}, {args.epochs} epochs of {len(train_set)} images on "
+    print(f"{args.model} 3x{args.side}x{args.side}, batch {args.batch_size}, {args.epochs} epochs of {len(train_set)} images on "
           f"{name} (AMP {'on' if device.type == 'cuda' else 'off'})")
     print(f"  plain torch loop                      {plain:10.1f} images/s")
     print(f"  optimizer.training.train (eval+ckpt)  {ours:10.1f} images/s  ({ours / plain:.2f}x the plain loop)")
