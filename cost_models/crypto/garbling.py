@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_models.crypto.aes import BLOCK_BYTES, FixedKeyHash, random_blocks
+from cost_models.crypto.aes import FixedKeyHash, random_blocks
 from cost_models.crypto import kernels
 from cost_models.crypto.circuit import Circuit, GateKind
 
@@ -186,6 +186,3 @@ class Evaluator:
             permuted = self._hash.permute(keys)
             kernels.evaluator_finish(work, step.in_a, step.in_b, step.out, keys, permuted, tables[step.and_rows])
 
-
-def label_bytes(bits: int, relus: int) -> int:
-    return bits * relus * BLOCK_BYTES
