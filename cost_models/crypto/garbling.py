@@ -108,7 +108,8 @@ class Garbler:
             keys = np.empty((len(step.out), 4, work.shape[1], 2), dtype=np.uint64)
             kernels.garbler_hash_inputs(work, step.in_a, step.in_b, offset, int(step.and_index[0]), relu_first, keys)
             permuted = self._hash.permute(keys)
-            kernels.garbler_finish(work, step.in_a, step.in_b, step.out, offset, keys, permuted, tables[step.and_rows])
+            kernels.garbler_finish(work, step.in_a, step.in_b, step.out, offset, int(step.and_index[0]), relu_first,
+                                   permuted, tables[step.and_rows])
 
 
 @dataclass(frozen=True)
@@ -184,5 +185,6 @@ class Evaluator:
             keys = np.empty((len(step.out), 2, work.shape[1], 2), dtype=np.uint64)
             kernels.evaluator_hash_inputs(work, step.in_a, step.in_b, int(step.and_index[0]), relu_first, keys)
             permuted = self._hash.permute(keys)
-            kernels.evaluator_finish(work, step.in_a, step.in_b, step.out, keys, permuted, tables[step.and_rows])
+            kernels.evaluator_finish(work, step.in_a, step.in_b, step.out, int(step.and_index[0]), relu_first, permuted,
+                                     tables[step.and_rows])
 
