@@ -59,7 +59,10 @@ class GarblerKeys:
 
     def encode(self, name: str, bits: np.ndarray) -> np.ndarray:
         """Labels of input `name` carrying `bits` [bits, relus]: what the garbler sends for its own inputs."""
-        return self.zero_labels[name] ^ (self.offset * bits[..., None].astype(np.uint64))
+        zero = self.zero_labels[name]
+        labels = np.empty_like(zero)
+        kernels.encode_labels(zero, np.ascontiguousarray(bits, dtype=np.uint8), self.offset, labels)
+        return labels
 
     def label_pairs(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Both labels of each wire of input `name`: the OT sender's messages for the evaluator's inputs."""

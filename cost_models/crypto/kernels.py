@@ -116,3 +116,13 @@ def free_gates(work, kinds, in_a, in_b, out, offset):
             for r in range(work.shape[1]):
                 work[o, r, 0] = work[a, r, 0] ^ offset[0]
                 work[o, r, 1] = work[a, r, 1] ^ offset[1]
+
+
+@njit(cache=True, nogil=True)
+def encode_labels(zero, bits, offset, out):
+    """out = zero xor (bit ? R : 0) for labels [wires, relus, 2] and bits [wires, relus], in one pass."""
+    for w in range(zero.shape[0]):
+        for r in range(zero.shape[1]):
+            mask = np.uint64(0) - np.uint64(bits[w, r])
+            out[w, r, 0] = zero[w, r, 0] ^ (mask & offset[0])
+            out[w, r, 1] = zero[w, r, 1] ^ (mask & offset[1])
