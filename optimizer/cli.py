@@ -1,0 +1,208 @@
+"""`optimizer`: DeepReDuce-style ReLU reduction against a private-inference latency budget."""
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from optimizer.criticality import OBJECTIVES
+from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS, DataSpec
+from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, Distillation
+from optimizer.executors import EXECUTORS
+from optimizer.pricing import SettingChoice
+from optimizer.results import frontier_table
+from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
+from optimizer.strategies import STRATEGIES
+from optimizer.training import Schedule
+from pisim.cli.common import add_output_options, emit, positive_int
+from pisim.errors import UserError
+from pisim.zoo import zoo_names
+
+DEFAULTS = SearchConfig()
+_UNITS = {"ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0}
+
+DESCRIPTION = """\
+Search for the most accurate network whose private-inference latency fits a budget.
+
+DeepReDuce (arXiv 2103.01396) ranks network stages by ReLU criticality, culls the ReLUs of the least
+critical stages, thins the rest and reshapes width (alpha) and resolution (rho). This command does the
+same but measures what the user waits for: every candidate is priced by the cost models (GC ReLUs, HE
+linear layers, communication) under the chosen protocol and network, candidates over the budget are
+dropped, and the promising survivors are trained with knowledge distillation from the baseline.
+"""
+
+EPILOG = f"""\
+defaults: with only --latency-budget, the search runs {DEFAULTS.model} on the bundled digits data
+(scikit-learn's 8x8 digits, upsampled to 16x16 at random offsets, 3 channels; works offline) and prices
+it under Delphi over a LAN with an Intel Atom client evaluating the garbled circuits online: the baseline
+takes more than 10 s online, culled and reshaped candidates fit. It takes a few minutes on 2 CPU cores.
+
+examples:
+  optimizer search --latency-budget 10s
+  optimizer search --latency-budget 2min --phase total --dataset cifar100 --data-dir ~/data --epochs 30
+  optimizer search --latency-budget 10s --out runs/a --resume        # continue an interrupted search
+
+output (--out DIR): frontier.json (every candidate's config, ReLUs, latency, cost breakdown, status,
+accuracy, training curve), criticality.json, models/<id>.pt2 (each frontier model, readable by
+`pisim estimate`), jobs/ (checkpoints; each epoch is saved, SIGINT/SIGTERM save and stop cleanly).
+"""
+
+
+def parse_duration(text: str) -> float:
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*([a-z]*)\s*", text.lower())
+    if not match or match.group(2) not in {**_UNITS, "": 1.0}:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use a number with ms, s or min, e.g. 10s")
+    seconds = float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the latency budget must be positive")
+    return seconds
+
+
+def _size(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not CxHxW, e.g. 3x32x32")
+    return tuple(int(p) for p in parts)
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+    if not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: multipliers must be in (0, 1]")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optimizer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    search = sub.add_parser("search", help="DeepReDuce-style search against a latency budget",
+                            description=DESCRIPTION, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    search.add_argument("--latency-budget", type=parse_duration, required=True, metavar="TIME",
+                        help="latency the result must fit, with a unit: 500ms, 10s, 2min")
+    search.add_argument("--phase", choices=("online", "offline", "total"), default=DEFAULTS.setting.phase,
+                        help="which latency the budget bounds (default %(default)s)")
+    cost = search.add_argument_group("pricing (as in `pisim estimate`)")
+    cost.add_argument("--protocol", default=DEFAULTS.setting.protocol, help="default %(default)s")
+    cost.add_argument("--network", default=DEFAULTS.setting.network, help="default %(default)s")
+    cost.add_argument("--client-profile", default=DEFAULTS.setting.client_profile,
+                      help="client hardware profile name or TOML path (default: the protocol's; Delphi's is atom-z8350)")
+    cost.add_argument("--server-profile", default=DEFAULTS.setting.server_profile,
+                      help="server hardware profile (default: the protocol's)")
+    cost.add_argument("--threads", type=positive_int, default=DEFAULTS.setting.threads,
+                      help="threads each party computes with (default %(default)s)")
+    model = search.add_argument_group("model and data")
+    model.add_argument("--model", default=DEFAULTS.model, choices=zoo_names(), metavar="NAME",
+                       help=f"built-in model: {', '.join(zoo_names())} (default %(default)s)")
+    model.add_argument("--dataset", default=DEFAULTS.data.name, choices=list(LOADERS),
+                       help="digits is bundled; the others read --data-dir and never download (default %(default)s)")
+    model.add_argument("--data-dir", help="local copy of the dataset (torchvision CIFAR layout, or an ImageFolder "
+                                          "tree with train/ and val/ or test/; TinyImageNet as it ships)")
+    model.add_argument("--input-size", type=_size, metavar="CxHxW",
+                       help="input size; default per dataset: " +
+                            ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in DEFAULT_INPUT_SIZE.items()))
+    plan = search.add_argument_group("search")
+    plan.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULTS.strategy,
+                      help="candidate enumeration (default %(default)s)")
+    plan.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.objective,
+                      help="latency: rank stages by accuracy per second and budget the priced latency; relus: "
+                           "DeepReDuce's ReLU-count proxy (budget converted at the baseline's seconds per ReLU) "
+                           "(default %(default)s)")
+    plan.add_argument("--alphas", type=_floats, default=DEFAULTS.alphas, metavar="LIST",
+                      help="width multipliers to reshape with (default 1,0.5)")
+    plan.add_argument("--rhos", type=_floats, default=DEFAULTS.rhos, metavar="LIST",
+                      help="resolution multipliers to reshape with (default 1,0.5)")
+    plan.add_argument("--max-train", type=positive_int, default=DEFAULTS.max_train,
+                      help="train at most this many candidates within budget (default %(default)s)")
+    train = search.add_argument_group("training")
+    train.add_argument("--epochs", type=positive_int, default=DEFAULTS.schedule.epochs,
+                       help="epochs per candidate (default %(default)s)")
+    train.add_argument("--baseline-epochs", type=positive_int, default=DEFAULTS.baseline_epochs,
+                       help="epochs for the baseline teacher (default %(default)s)")
+    train.add_argument("--criticality-epochs", type=positive_int, default=DEFAULTS.criticality_epochs,
+                       help="epochs per stage-criticality variant (default %(default)s)")
+    train.add_argument("--batch-size", type=positive_int, default=DEFAULTS.schedule.batch_size,
+                       help="default %(default)s")
+    train.add_argument("--lr", type=float, default=DEFAULTS.schedule.lr,
+                       help="SGD (Nesterov, cosine schedule) learning rate (default %(default)s)")
+    train.add_argument("--kd-temperature", type=float, default=DEFAULT_TEMPERATURE,
+                       help="Hinton KD temperature T (default %(default)s, as SNL's code)")
+    train.add_argument("--kd-weight", type=float, default=DEFAULT_WEIGHT,
+                       help="loss = (1-w) CE + w T^2 KL(teacher || student) (default %(default)s)")
+    train.add_argument("--no-kd", action="store_true", help="train candidates on labels only")
+    train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds init, shuffling, augmentation")
+    train.add_argument("--device", default="auto", help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")
+    train.add_argument("--train-threads", type=positive_int, metavar="N",
+                       help="CPU threads torch trains with (default: torch's choice; 1 is faster on a shared machine)")
+    run = search.add_argument_group("run")
+    run.add_argument("--out", type=Path, default=Path("search-out"), help="results directory (default %(default)s)")
+    run.add_argument("--cache-dir", type=Path, help="training jobs (default OUT/jobs); searches sharing it reuse "
+                                                    "their baseline and criticality runs")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
+    run.add_argument("--executor", choices=list(EXECUTORS), default="local", help="default %(default)s")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_output_options(search)
+    search.set_defaults(handler=_search)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    if not 0 <= args.kd_weight <= 1 or args.kd_temperature <= 0:
+        raise UserError("--kd-weight must be in [0, 1] and --kd-temperature positive")
+    if args.lr <= 0:
+        raise UserError("--lr must be positive")
+    data = DataSpec(args.dataset, str(args.data_dir) if args.data_dir else None,
+                    args.input_size or DEFAULT_INPUT_SIZE[args.dataset])
+    return SearchConfig(
+        model=args.model, data=data,
+        setting=SettingChoice(args.protocol, args.network, args.client_profile, args.server_profile, args.threads,
+                              args.phase),
+        latency_budget_s=args.latency_budget, strategy=args.strategy, objective=args.objective, seed=args.seed,
+        schedule=Schedule(args.epochs, args.batch_size, args.lr), baseline_epochs=args.baseline_epochs,
+        criticality_epochs=args.criticality_epochs, max_train=args.max_train,
+        distillation=None if args.no_kd else Distillation(args.kd_temperature, args.kd_weight),
+        alphas=args.alphas, rhos=args.rhos)
+
+
+def _search(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.train_threads:
+        torch.set_num_threads(args.train_threads)
+    paths = Paths(args.out, args.cache_dir)
+    document = run_search(config, paths, resume=args.resume,
+                          runtime=Runtime(device=args.device, executor=args.executor, progress=not args.no_progress))
+    if not document["frontier"]:
+        print(f"no candidate fits {config.latency_budget_s:g} s {config.setting.phase}; see {paths.out}/frontier.json",
+              file=sys.stderr)
+        return 0
+    emit(frontier_table(document), args)
+    return 0
+
+
+def _raise_interrupted(signum, _frame):
+    raise SearchInterrupted(signal.Signals(signum).name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"optimizer: error: {error}", file=sys.stderr)
+        return 2
+    except SearchInterrupted as stop:
+        print(f"optimizer: {stop} received: state saved in {args.out}; continue with the same command and --resume",
+              file=sys.stderr)
+        return 130 if str(stop) == "SIGINT" else 143
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

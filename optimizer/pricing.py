@@ -1,0 +1,63 @@
+"""Cost every candidate from its captured variant's op graph and a ReLU mask: no tracing, no training."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cost_models
+from optimizer.candidate import Candidate
+from optimizer.transforms import Variants
+
+PHASES = ("online", "offline", "total")
+
+
+@dataclass(frozen=True)
+class SettingChoice:
+    """The pricing setting as the user names it (cost_models resolves the names and the default profiles)."""
+
+    protocol: str
+    network: str
+    client_profile: str | None
+    server_profile: str | None
+    threads: int
+    phase: str
+
+    def load(self):
+        return cost_models.load_setting(protocol=self.protocol, network=self.network,
+                                        client_profile=self.client_profile, server_profile=self.server_profile,
+                                        threads=self.threads)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Priced:
+    candidate: Candidate
+    relus: int
+    latency: dict[str, float]  # online_s, offline_s, total_s
+    communication: dict[str, float]  # online_bytes, offline_bytes
+    cost: dict[str, Any]  # Estimate.to_dict(), verbatim
+
+    def seconds(self, phase: str) -> float:
+        return self.latency[f"{phase}_s"]
+
+
+def summarise(estimate, candidate: Candidate, relus: int) -> Priced:
+    data = estimate.to_dict()
+    return Priced(candidate, relus, {f"{p}_s": estimate.latency(p) for p in PHASES}, data["communication"], data)
+
+
+class Pricer:
+    def __init__(self, variants: Variants, choice: SettingChoice):
+        self.variants = variants
+        self.choice = choice
+        self.setting = choice.load()
+        self._cache: dict[Candidate, Priced] = {}
+
+    def price(self, candidate: Candidate) -> Priced:
+        if candidate not in self._cache:
+            variant = self.variants.of(candidate)
+            estimate = cost_models.price(variant.captured.graph, self.setting, relu_kept=variant.relu_kept(candidate))
+            self._cache[candidate] = summarise(estimate, candidate, variant.relus(candidate))
+        return self._cache[candidate]

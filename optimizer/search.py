@@ -1,0 +1,224 @@
+"""The search: baseline teacher -> stage criticality -> candidates in the strategy's order -> price all ->
+drop those over budget -> train the promising ones with KD -> Pareto frontier -> export it.
+
+Every training run is a cached job, so a resumed search replays the finished ones from disk and continues
+the one in flight from its last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+
+from optimizer.candidate import Candidate
+from optimizer.criticality import Criticality, criticality_jobs, measure
+from optimizer.data import DataSpec, num_classes
+from optimizer.distill import Distillation
+from optimizer.executors import make_executor
+from optimizer.exporting import export_candidate
+from optimizer.io import read_json, write_json
+from optimizer.models import ModelSource, ZooModel
+from optimizer.pricing import Priced, Pricer, SettingChoice
+from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
+from optimizer.strategies import make_strategy
+from optimizer.training import Schedule, TrainJob
+from optimizer.transforms import Variants
+from pisim.errors import UserError
+
+
+class SearchInterrupted(Exception):
+    """Raised (by the CLI's signal handlers) to stop a search; it saves its state before passing this on."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    model: str = "cifar-resnet20"
+    data: DataSpec = DataSpec()
+    setting: SettingChoice = SettingChoice("delphi", "lan", None, None, 1, "online")
+    latency_budget_s: float = 10.0
+    strategy: str = "deepreduce"
+    objective: str = "latency"  # latency (PISim) or relus (DeepReDuce's proxy: latency taken as proportional)
+    seed: int = 0
+    schedule: Schedule = Schedule()
+    baseline_epochs: int = 8
+    criticality_epochs: int = 2
+    max_train: int = 3
+    distillation: Distillation | None = Distillation()
+    alphas: tuple[float, ...] = (1.0, 0.5)
+    rhos: tuple[float, ...] = (1.0, 0.5)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "data": self.data.to_dict(), "setting": self.setting.to_dict(),
+                "latency_budget_s": self.latency_budget_s, "strategy": self.strategy, "objective": self.objective,
+                "seed": self.seed, "schedule": self.schedule.__dict__, "baseline_epochs": self.baseline_epochs,
+                "criticality_epochs": self.criticality_epochs, "max_train": self.max_train,
+                "distillation": self.distillation.__dict__ if self.distillation else None,
+                "alphas": list(self.alphas), "rhos": list(self.rhos)}
+
+
+@dataclass
+class Paths:
+    out: Path
+    cache_dir: Path | None = None  # training jobs; default OUT/jobs (share it to reuse baseline and criticality)
+
+    def __post_init__(self):
+        self.out = Path(self.out)
+        self.cache_dir = Path(self.cache_dir) if self.cache_dir else self.out / "jobs"
+
+
+@dataclass
+class Runtime:
+    device: str = "auto"
+    executor: str = "local"
+    progress: bool = True
+    log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def run_search(config: SearchConfig, paths: Paths, *, resume: bool = False, runtime: Runtime | None = None,
+               source: ModelSource | None = None) -> dict[str, Any]:
+    """Run (or resume) a search; returns the frontier.json document it wrote."""
+    runtime = runtime or Runtime()
+    _check_out_dir(config, paths.out, resume)
+    source = source or ZooModel(config.model, num_classes(config.data), config.data.input_size)
+    search = _Search(config, paths, runtime, source)
+    try:
+        return search.run()
+    except SearchInterrupted:
+        search.save("interrupted")
+        raise
+
+
+def _check_out_dir(config: SearchConfig, out: Path, resume: bool) -> None:
+    existing = out / FRONTIER_FILE
+    if resume:
+        if not existing.is_file():
+            raise UserError(f"--resume: {out} holds no search to resume (no {FRONTIER_FILE})")
+        stored = read_json(existing).get("search")
+        if stored != config.to_dict():
+            changed = sorted(k for k in config.to_dict() if (stored or {}).get(k) != config.to_dict()[k])
+            raise UserError(f"--resume: the search in {out} was run with different {', '.join(changed)}; "
+                            "pass the same options or choose another --out")
+    elif existing.is_file():
+        raise UserError(f"{out} already holds a search; pass --resume to continue it or choose another --out")
+
+
+class _Search:
+    def __init__(self, config: SearchConfig, paths: Paths, runtime: Runtime, source: ModelSource):
+        self.config, self.paths, self.runtime, self.source = config, paths, runtime, source
+        self.variants = Variants(source)
+        self.pricer = Pricer(self.variants, config.setting)
+        self.strategy = make_strategy(config.strategy)
+        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress)
+        self.phase = config.setting.phase
+        self.baseline = self.pricer.price(Candidate())
+        self.stages = self.variants.of(Candidate()).stages
+        self.baseline_accuracy: float | None = None
+        self.criticality: Criticality | None = None
+        self.entries: list[dict[str, Any]] = []
+        self.frontier: list[str] = []
+
+    def job(self, label: str, candidate: Candidate, epochs: int, teacher: str | None = None) -> TrainJob:
+        schedule = dataclasses.replace(self.config.schedule, epochs=epochs)
+        return TrainJob(label, self.source, self.config.data, candidate, schedule, self.config.seed,
+                        self.config.distillation if teacher else None, teacher)
+
+    def run(self) -> dict[str, Any]:
+        self.save("interrupted")
+        self.runtime.log(f"baseline {self.source.name}: {self.baseline.relus:,} ReLUs, {self.phase} latency "
+                         f"{self.baseline.seconds(self.phase):.3f} s; budget {self.config.latency_budget_s:g} s")
+        teacher = self._train_baseline()
+        self._measure_criticality()
+        chosen = self._choose()
+        weights = self._train(chosen, teacher)
+        self._export_frontier(weights)
+        return self.save("complete")
+
+    def _train_baseline(self) -> str:
+        """Train the uncut baseline, the distillation teacher; returns its weights."""
+        result = next(self.executor.map([self.job("baseline", Candidate(), self.config.baseline_epochs)]))
+        self.baseline_accuracy = result.accuracy
+        self.runtime.log(f"baseline accuracy {result.accuracy:.4f}")
+        return result.weights
+
+    def _measure_criticality(self) -> None:
+        epochs = self.config.criticality_epochs
+        jobs = criticality_jobs(self.stages, lambda label, candidate: self.job(label, candidate, epochs))
+        self.criticality = measure(self.stages, list(self.executor.map(jobs)), self.pricer, self.phase)
+        write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
+        self.runtime.log(criticality_table(self.criticality, self.config.objective, self.phase).render("table").rstrip())
+
+    def _choose(self) -> list[Priced]:
+        """Enumerate and price every candidate, record them all, return those worth training."""
+        config = self.config
+        priced = [self.pricer.price(c) for c in self.strategy.enumerate(
+            self.stages, self.criticality, config.objective, self._reshapes())]
+        survivors = [p for p in priced if self._size(p) <= self._budget()]
+        chosen = self.strategy.promising(survivors, self.variants, self._size, config.max_train)
+        self.runtime.log(f"{len(priced)} candidates priced, {len(survivors)} within budget, training {len(chosen)}")
+        status = {p.candidate: "over_budget" for p in priced}
+        status.update({p.candidate: "not_trained" for p in survivors})
+        status.update({p.candidate: "pending" for p in chosen})
+        self.entries = [candidate_entry(p, status[p.candidate], None, config.distillation is not None)
+                        for p in priced]
+        self.save("interrupted")
+        return chosen
+
+    def _train(self, chosen: list[Priced], teacher: str) -> dict[str, str]:
+        """Train the chosen candidates (distilled from `teacher`); returns their weights by candidate id."""
+        jobs = [self.job(p.candidate.id, p.candidate, self.config.schedule.epochs, teacher) for p in chosen]
+        weights: dict[str, str] = {}
+        for priced, result in zip(chosen, self.executor.map(jobs)):
+            self._entry(priced.candidate.id).update(status="trained", accuracy=result.accuracy, curve=result.curve)
+            weights[priced.candidate.id] = result.weights
+            self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}, "
+                             f"{self.phase} {priced.seconds(self.phase):.3f} s")
+            self.save("interrupted")
+        return weights
+
+    def _export_frontier(self, weights: dict[str, str]) -> None:
+        self.frontier = pareto_ids(self.entries, self.phase)
+        for candidate_id in self.frontier:
+            entry = self._entry(candidate_id)
+            entry["on_frontier"] = True
+            entry["export"] = export_candidate(self.source, Candidate.from_dict(entry["config"]),
+                                               weights[candidate_id], self.paths.out, self.pricer,
+                                               self.runtime.log)
+
+    def _entry(self, candidate_id: str) -> dict[str, Any]:
+        return next(e for e in self.entries if e["id"] == candidate_id)
+
+    def _reshapes(self) -> list[tuple[float, float]]:
+        grid = [(a, r) for a in self.config.alphas for r in self.config.rhos if (a, r) != (1.0, 1.0)]
+        if grid and not self.source.reshapable:
+            self.runtime.log(f"reshaping (alpha, rho) is unsupported for {self.source.name}; "
+                             "searching culling and thinning only")
+            return []
+        return grid
+
+    def _size(self, priced: Priced) -> float:
+        return priced.seconds(self.phase) if self.config.objective == "latency" else priced.relus
+
+    def _budget(self) -> float:
+        if self.config.objective == "latency":
+            return self.config.latency_budget_s
+        # DeepReDuce's proxy: the ReLU count whose share of the baseline's latency is the budget
+        return self.config.latency_budget_s / self.baseline.seconds(self.phase) * self.baseline.relus
+
+    def save(self, status: str) -> dict[str, Any]:
+        config = self.config
+        document = {
+            "schema": SCHEMA, "status": status, "command": shlex.join(sys.argv),
+            "model": self.source.name, "dataset": config.data.name, "strategy": config.strategy,
+            "objective": config.objective, "seed": config.seed,
+            "setting": {**config.setting.to_dict(), "latency_budget_s": config.latency_budget_s},
+            "baseline": {"relus": self.baseline.relus, "latency": self.baseline.latency,
+                         "communication": self.baseline.communication, "accuracy": self.baseline_accuracy},
+            "criticality": self.criticality.rows(config.objective) if self.criticality else None,
+            "candidates": self.entries, "frontier": self.frontier, "search": config.to_dict(),
+        }
+        write_frontier(self.paths.out, document)
+        return document
