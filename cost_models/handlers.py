@@ -51,6 +51,7 @@ _GC = {
     "gc_bytes_per_and": ConstantSpec("B", positive=True),
     "share_bits": ConstantSpec("bit", positive=True),
     "wire_label_bytes": ConstantSpec("B", positive=True),
+    "gc_check_bytes_per_output": ConstantSpec("B"),
     "ot_receiver_bytes_per_transfer": ConstantSpec("B"),
     "ot_sender_bytes_per_transfer": ConstantSpec("B"),
     "evaluator_storage_per_relu": ConstantSpec("B"),
@@ -84,16 +85,20 @@ def he_counts(op: OpNode, ctx: Context, server_rotates_input: bool) -> HeLinearC
 def garbled_relu(op: OpNode, units: float, ctx: Context) -> Cost:
     """Yao GC per ReLU (or per max-pool comparison: max(a, b) = b + ReLU(a - b)).
 
-    The garbler garbles and ships the circuits; the evaluator gets labels for its own share by OT
-    extension (one transfer per share bit; the garbler encodes both labels of each), and online
-    the garbler encodes and sends the labels of its share, which the evaluator then evaluates.
+    The garbler garbles and ships the circuits, and in the same message the labels of its fresh
+    output mask and a check per output wire (the output is a share as wide as the inputs); the
+    evaluator gets labels for its own share by OT extension (one transfer per share bit; the
+    garbler encodes both labels of each), and online the garbler encodes and sends the labels of
+    its share, which the evaluator then evaluates.
     """
     if units == 0:
         return ZERO
     c, p = ctx.constants, ctx.parties
     garbler, evaluator = ctx.roles["garbler"], other(ctx.roles["garbler"])
     and_gates, bits = units * c["relu_and_gates"], units * c["share_bits"]
-    garbling = garble(ctx.roles["garbling_phase"], garbler, and_gates, p)
+    phase = ctx.roles["garbling_phase"]
+    with_circuits = send(phase, garbler, bits * (c["wire_label_bytes"] + c["gc_check_bytes_per_output"]), rounds=0)
+    garbling = garble(phase, garbler, and_gates, p) + with_circuits
     ot_phase = ctx.roles["input_ot_phase"]
     inputs = oblivious_transfers(ot_phase, garbler, bits, p) + encode_labels(ot_phase, garbler, 2 * bits, p)
     evaluation = (encode_labels("online", garbler, bits, p) + send_labels("online", garbler, bits, p)

@@ -57,9 +57,12 @@ def send_labels(phase: str, garbler: str, labels: float, p: Parties) -> Cost:
 
 
 def oblivious_transfers(phase: str, sender: str, transfers: float, p: Parties) -> Cost:
-    """OT extension: the receiver's correction column up, the sender's two masked messages back: one round trip."""
+    """OT extension: the receiver's correction column up, the sender's two masked messages back: one round trip.
+    Each side also computes (PRG expansion, bit transposition, hashing), at its own machine's speed."""
     receiver = other(sender)
-    return (send(phase, receiver, transfers * p.protocol["ot_receiver_bytes_per_transfer"])
+    return (compute(phase, sender, transfers * p.profile(sender)["ot_sender_per_transfer"])
+            + compute(phase, receiver, transfers * p.profile(receiver)["ot_receiver_per_transfer"])
+            + send(phase, receiver, transfers * p.protocol["ot_receiver_bytes_per_transfer"])
             + send(phase, sender, transfers * p.protocol["ot_sender_bytes_per_transfer"]))
 
 

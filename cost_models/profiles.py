@@ -34,6 +34,8 @@ PROFILE_CONSTANTS: dict[str, ConstantSpec] = {
     "he_decrypt": ConstantSpec("s"),            # decrypt and decode one ciphertext
     "he_keygen": ConstantSpec("s"),             # secret, public, relinearisation and Galois keys, once
     "share_mac": ConstantSpec("s"),             # one multiply-accumulate on additive shares in the field
+    "ot_sender_per_transfer": ConstantSpec("s"),    # OT extension, sender side, per transfer (base OTs amortised)
+    "ot_receiver_per_transfer": ConstantSpec("s"),  # OT extension, receiver side, per transfer (base OTs amortised)
 }
 
 

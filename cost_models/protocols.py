@@ -15,7 +15,7 @@ Schema `pisim.protocol/1`:
     [roles]
     garbler = "server"
     [constants.relu_and_gates]
-    value = 533.5
+    value = 496.75
     unit = "AND gates"
     source = "..."
 

@@ -55,7 +55,7 @@ PROTOCOL = shipped("protocols")["delphi"]
     (NETWORK, r"\[constants.rtt\].*", "", load_network, "missing constants: rtt"),
     (PROFILE, r'schema = "pisim.profile/1"', 'schema = "x"', load_profile, "schema must be"),
     (PROFILE, r'source = "[^"]*"', 'source = ""', load_profile, "source must say"),
-    (PROFILE, r"value = 5.7169e-8", 'value = "fast"', load_profile, "must be a finite number"),
+    (PROFILE, r"value = 6.1398e-8", 'value = "fast"', load_profile, "must be a finite number"),
     (PROFILE, r"\]\nvalue", "\nvalue", load_profile, "malformed TOML"),
     (PROTOCOL, r'relu = "garbled_relu"', 'relu = "magic"', load_protocol, "is not a handler"),
     (PROTOCOL, r'conv2d = ', 'conv3d = ', load_protocol, "is not an op kind"),

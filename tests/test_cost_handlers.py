@@ -16,11 +16,12 @@ from cost_models.he_packing import conv_counts, fc_counts, naf_weight
 from pisim.graph import capture
 
 PROFILE_KEYS = ["gc_garble_per_and", "gc_eval_per_and", "gc_encode_per_label", "he_ct_pt_multiply", "he_key_switch",
-                "he_ciphertext_io", "he_encrypt", "he_decrypt", "he_keygen", "share_mac"]
+                "he_ciphertext_io", "he_encrypt", "he_decrypt", "he_keygen", "share_mac", "ot_sender_per_transfer",
+                "ot_receiver_per_transfer"]
 
 PROTOCOL_CONSTANTS = {  # name -> (value, unit)
     "relu_and_gates": (10, "AND gates"), "gc_bytes_per_and": (2, "B"), "share_bits": (3, "bit"),
-    "wire_label_bytes": (5, "B"), "ot_receiver_bytes_per_transfer": (7, "B"), "ot_sender_bytes_per_transfer": (11, "B"),
+    "wire_label_bytes": (5, "B"), "gc_check_bytes_per_output": (29, "B"), "ot_receiver_bytes_per_transfer": (7, "B"), "ot_sender_bytes_per_transfer": (11, "B"),
     "evaluator_storage_per_relu": (13, "B"), "garbler_storage_per_relu": (17, "B"), "he_slots": (64, "slots"),
     "he_ciphertext_bytes": (100, "B"), "he_evaluation_key_bytes": (1000, "B"), "share_bytes": (8, "B"),
 }
@@ -130,8 +131,10 @@ def test_packing_counts_match_the_delphi_formulas():
 def test_delphi_relu_is_garbled_offline_and_evaluated_by_the_client_online(data, tiny_graph):
     cost = layer(cost_models.price(tiny_graph, setting(data, "delphi")), "relu")
     units = 64  # 4 x 4 x 4 ReLUs
-    assert cost.offline.server_s == pytest.approx(units * (10 * 1 + 2 * 3 * 1))   # garble + encode OT label pairs
-    assert cost.offline.down_bytes == pytest.approx(units * (10 * 2 + 3 * 11))     # circuits + OT sender messages
+    assert cost.offline.server_s == pytest.approx(units * (10 * 1 + 2 * 3 * 1 + 3 * 1))  # garble, OT label pairs, OT sender
+    assert cost.offline.client_s == pytest.approx(units * 3 * 2)                   # OT receiver, one per share bit
+    # circuits, then mask labels and output checks in the same message, then OT sender messages
+    assert cost.offline.down_bytes == pytest.approx(units * (10 * 2 + 3 * (5 + 29) + 3 * 11))
     assert cost.offline.up_bytes == pytest.approx(units * 3 * 7)                   # OT receiver columns
     assert cost.offline.rounds == pytest.approx(1.5)
     assert cost.online.server_s == pytest.approx(units * 3 * 1)                    # encode its share's labels
@@ -143,8 +146,9 @@ def test_delphi_relu_is_garbled_offline_and_evaluated_by_the_client_online(data,
 def test_client_garbler_swaps_every_role(data, tiny_graph):
     cost = layer(cost_models.price(tiny_graph, setting(data, "client-garbler")), "relu")
     units = 64
-    assert cost.offline.client_s == pytest.approx(units * (10 + 6) * 2)
-    assert cost.offline.up_bytes == pytest.approx(units * (10 * 2 + 3 * 11))
+    assert cost.offline.client_s == pytest.approx(units * (10 + 6 + 3) * 2)
+    assert cost.offline.server_s == pytest.approx(units * 3 * 1)
+    assert cost.offline.up_bytes == pytest.approx(units * (10 * 2 + 3 * (5 + 29) + 3 * 11))
     assert cost.online.server_s == pytest.approx(units * 10 * 1)
     assert cost.online.up_bytes == pytest.approx(units * 3 * 5)
     assert (cost.client_storage_bytes, cost.server_storage_bytes) == (units * 17, units * 13)
@@ -152,8 +156,10 @@ def test_client_garbler_swaps_every_role(data, tiny_graph):
 
 def test_gazelle_moves_the_input_ots_online(data, tiny_graph):
     cost = layer(cost_models.price(tiny_graph, setting(data, "gazelle")), "relu")
-    assert cost.offline.down_bytes == pytest.approx(64 * 10 * 2)
+    assert cost.offline.down_bytes == pytest.approx(64 * (10 * 2 + 3 * (5 + 29)))
     assert cost.online.up_bytes == pytest.approx(64 * 3 * 7)
+    assert cost.online.server_s == pytest.approx(64 * (3 * 1 + 2 * 3 * 1 + 3 * 1))  # share labels, OT pairs, OT sender
+    assert cost.online.client_s == pytest.approx(64 * (3 * 2 + 10 * 2))             # OT receiver, evaluation
 
 
 def test_maxpool_comparisons_are_priced_as_relus(data, tiny_graph):
