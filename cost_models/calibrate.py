@@ -2,7 +2,7 @@
 
 Each profile constant (schema `pisim.profile/1`, cost_models/profiles.py) is the median of
 repeated micro-benchmarks of the primitive it prices: garbling and evaluating PISim's own
-ReLU circuit, encoding labels, and SEAL's BFV at the protocol's parameters. The profile also
+ReLU circuit, encoding labels, both sides of OT extension, and SEAL's BFV at the protocol's parameters. The profile also
 records what the implementation fixes rather than the machine (`[implementation]`: AND gates
 per ReLU from the circuit, label and ciphertext sizes) and what the machine is (`[provenance]`).
 All benchmarks run on one thread: profiles price single-thread work and `--threads` scales it.
@@ -82,13 +82,13 @@ class Calibration:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A timed body run `repeats` times; each run does `units` of the priced primitive."""
+    """Run `repeats` times; each run does `units` of the priced primitive and returns the seconds it took."""
 
     name: str
     unit: str
     units: float
     repeats: int
-    run: Callable[[], None]
+    seconds: Callable[[], float]
     describe: str
 
 
@@ -114,6 +114,10 @@ def _timed(body: Callable[[], None]) -> float:
     start = cpu_seconds()
     body()
     return cpu_seconds() - start
+
+
+def _cpu(body: Callable[[], None]) -> Callable[[], float]:
+    return lambda: _timed(body)
 
 
 class _Workload:
@@ -168,28 +172,42 @@ def _benchmarks(sizes: Sizes, w: _Workload) -> list[Benchmark]:
         for _ in range(batch):
             bfv.decrypt(bfv.deserialize_ciphertext(w.serialized))
 
+    zero, one = (labels.reshape(-1, 2) for labels in w.keys.label_pairs("client_share"))
+    choices = w.bits["client_share"].reshape(-1)
+
+    def ot_side(side: str) -> Callable[[], float]:
+        # both parties run in this process; each side's own CPU time is what its constant prices
+        return lambda: ot_extension(zero, one, choices).seconds[side]
+
+    ot_work = (f"IKNP OT extension of the evaluator's {bits}-bit share of {n:,} ReLUs ({choices.size:,} transfers of "
+               f"128-bit labels), its 128 Ed25519 base OTs amortised over them")
     macs, share_mac = _share_mac_workload()
     return [
-        Benchmark("gc_garble_per_and", "s", n * ands, sizes.gc_repeats, lambda: w.garbler.garble(n),
+        Benchmark("gc_garble_per_and", "s", n * ands, sizes.gc_repeats, _cpu(lambda: w.garbler.garble(n)),
                   f"garbling {n:,} ReLUs of PISim's half-gates ReLU circuit ({ands} AND gates each, p = {w.field.prime})"),
-        Benchmark("gc_eval_per_and", "s", n * ands, sizes.gc_repeats, lambda: w.evaluator.evaluate(w.garbled, w.labels),
+        Benchmark("gc_eval_per_and", "s", n * ands, sizes.gc_repeats,
+                  _cpu(lambda: w.evaluator.evaluate(w.garbled, w.labels)),
                   f"evaluating the same {n:,} garbled ReLUs, output labels checked"),
         Benchmark("gc_encode_per_label", "s", n * bits, sizes.gc_repeats,
-                  lambda: w.keys.encode(share, w.field.to_bits(w.values[share])),
+                  _cpu(lambda: w.keys.encode(share, w.field.to_bits(w.values[share]))),
                   f"encoding the garbler's {bits}-bit share of {n:,} ReLUs (bit decomposition included) into wire labels"),
-        Benchmark("he_ct_pt_multiply", "s", batch, sizes.he_repeats, multiply_add,
+        Benchmark("ot_sender_per_transfer", "s", choices.size, sizes.gc_repeats, ot_side("sender"),
+                  f"{ot_work}: the sender's (garbler's) CPU time"),
+        Benchmark("ot_receiver_per_transfer", "s", choices.size, sizes.gc_repeats, ot_side("receiver"),
+                  f"{ot_work}: the receiver's (evaluator's) CPU time"),
+        Benchmark("he_ct_pt_multiply", "s", batch, sizes.he_repeats, _cpu(multiply_add),
                   f"SEAL BFV multiply_plain then add_inplace, N = {bfv.poly_degree}, t = {bfv.plain_modulus}, batches of {batch}"),
-        Benchmark("he_key_switch", "s", batch, sizes.he_repeats, key_switch,
+        Benchmark("he_key_switch", "s", batch, sizes.he_repeats, _cpu(key_switch),
                   f"SEAL BFV rotate_rows by 1 (one key switch with default Galois keys), batches of {batch}"),
-        Benchmark("he_ciphertext_io", "s", 2 * batch, sizes.he_repeats, ciphertext_io,
+        Benchmark("he_ciphertext_io", "s", 2 * batch, sizes.he_repeats, _cpu(ciphertext_io),
                   f"SEAL ciphertext save then load (two (de)serialisations), batches of {batch}"),
-        Benchmark("he_encrypt", "s", batch, sizes.he_repeats, encrypt,
+        Benchmark("he_encrypt", "s", batch, sizes.he_repeats, _cpu(encrypt),
                   f"batch-encode, encrypt and serialise one ciphertext for sending, batches of {batch}"),
-        Benchmark("he_decrypt", "s", batch, sizes.he_repeats, decrypt,
+        Benchmark("he_decrypt", "s", batch, sizes.he_repeats, _cpu(decrypt),
                   f"load, decrypt and batch-decode one received ciphertext, batches of {batch}"),
-        Benchmark("he_keygen", "s", 1, sizes.keygen_repeats, lambda: Bfv(bfv.plain_modulus),
+        Benchmark("he_keygen", "s", 1, sizes.keygen_repeats, _cpu(lambda: Bfv(bfv.plain_modulus)),
                   "SEAL context, secret, public and default Galois keys"),
-        Benchmark("share_mac", "s", macs, sizes.he_repeats, share_mac,
+        Benchmark("share_mac", "s", macs, sizes.he_repeats, _cpu(share_mac),
                   "exact mod-p conv 64->64 3x3 at 32x32 on 41-bit shares (cost_models/crypto/shares.py)"),
     ]
 
@@ -218,10 +236,6 @@ def _implementation(w: _Workload, sizes: Sizes) -> list[Fixed]:
               f"IKNP extension measured over {m:,} transfers (cost_models/crypto/ot.py), base OTs included"),
         Fixed("ot_sender_bytes_per_transfer", ot.bytes_sent["sender"] / m, "B",
               f"IKNP extension measured over {m:,} transfers, base OTs included"),
-        Fixed("ot_sender_per_transfer", ot.seconds["sender"] / m, "s",
-              f"IKNP sender compute over {m:,} transfers, one run (not priced by the pisim.profile/1 schema)"),
-        Fixed("ot_receiver_per_transfer", ot.seconds["receiver"] / m, "s",
-              f"IKNP receiver compute over {m:,} transfers, one run (not priced by the pisim.profile/1 schema)"),
         Fixed("he_ciphertext_bytes", len(w.serialized), "B",
               f"SEAL serialisation (its default compression) of a fresh BFV ciphertext, N = {bfv.poly_degree}"),
         Fixed("he_evaluation_key_bytes", galois_bytes, "B", "SEAL serialisation of the default Galois keys"),
@@ -254,13 +268,13 @@ def calibrate(sizes: Sizes = QUICK, prime: int = DELPHI_PRIME,
     try:
         workload = _Workload(sizes, prime)
         benchmarks = _benchmarks(sizes, workload)
-        pilot = {b.name: _timed(b.run) for b in progress(benchmarks, "warm-up")}
+        pilot = {b.name: b.seconds() for b in progress(benchmarks, "warm-up")}
         expected = sum(pilot[b.name] * b.repeats for b in benchmarks)
         announce(f"{sizes.name} calibration: {len(benchmarks)} benchmarks, about {expected:.0f} s of measurement "
                  "(CPU time; longer on a busy machine)")
         result = Calibration(sizes)
         for bench in progress(benchmarks, "measuring"):
-            per_unit = [_timed(bench.run) / bench.units for _ in range(bench.repeats)]
+            per_unit = [bench.seconds() / bench.units for _ in range(bench.repeats)]
             result.constants.append(Measured(
                 bench.name, statistics.median(per_unit), bench.unit,
                 f"pisim calibrate ({sizes.name}): median of {bench.repeats} runs, {bench.describe}",

@@ -8,7 +8,8 @@ import pytest
 from cost_models.crypto.relu_circuit import relu_circuit
 
 PROFILE_TIME_CONSTANTS = {"gc_garble_per_and", "gc_eval_per_and", "gc_encode_per_label", "he_ct_pt_multiply",
-                          "he_key_switch", "he_ciphertext_io", "he_encrypt", "he_decrypt", "he_keygen", "share_mac"}
+                          "he_key_switch", "he_ciphertext_io", "he_encrypt", "he_decrypt", "he_keygen", "share_mac",
+                          "ot_sender_per_transfer", "ot_receiver_per_transfer"}
 
 
 def pisim(*args, **kw):
@@ -42,7 +43,7 @@ def test_quick_calibration_stays_under_a_minute_and_prints_its_plan(quick_profil
     _, done = quick_profile
     profile_seconds = tomllib.loads(quick_profile[0].read_text())["provenance"]["seconds"]
     assert profile_seconds < 60
-    assert "quick calibration: 10 benchmarks, about" in done.stderr
+    assert "quick calibration: 12 benchmarks, about" in done.stderr
     assert done.stdout.splitlines()[0] == "constant,value,unit,repeats,spread"
 
 
