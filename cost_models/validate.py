@@ -37,7 +37,7 @@ from pisim.errors import UserError
 from pisim.graph import OpGraph, OpKind, OpNode
 
 FIELDS = ("client_s", "server_s", "up_bytes", "down_bytes")
-WARM_RUNS = 5  # label encodings timed per step; the first two pay for fresh pages (see _warm)
+WARM_RUNS = 5  # runs of each timed step of a ReLU layer; the first two pay for fresh pages (see _warm)
 T = TypeVar("T")
 EXECUTABLE = {OpKind.RELU: "garbled_relu", OpKind.CONV2D: "he_linear_preprocessed"}
 
@@ -113,10 +113,11 @@ def _warm(step: Callable[[], T]) -> tuple[T, float]:
     """The step's result and the median CPU seconds of WARM_RUNS runs of it.
 
     `pisim calibrate` prices a primitive by the median of repeats after a warm-up, when the allocator
-    hands back pages already touched. Timed once, a millisecond label encoding here would also pay
-    first-touch page faults on its fresh output array (about twice the encoding itself for a 21 MB
-    layer) that no profile constant prices; so cheap steps are timed the way calibrate times them.
-    Long steps (garbling, OT, evaluation) are repeated as whole runs by `--repeats` instead.
+    hands back pages already touched. Timed once between other steps, a step here would also pay
+    first-touch page faults on its fresh arrays (for a 21 MB label layer about twice the encoding
+    itself; OT extension about three times) that no profile constant prices; so each step of a ReLU
+    layer is timed the way calibrate times the primitive it exercises. (Conv layers' HE steps take
+    seconds, which such faults do not move, and run once per `--repeats` run.)
     """
     seconds = []
     for _ in range(WARM_RUNS):
@@ -152,11 +153,10 @@ def measure_relu_layer(op: OpNode, prime: int, roles: dict[str, str], rng: np.ra
     server = (x + np.uint64(prime) - client) % np.uint64(prime)
     mask = rng.integers(0, prime, n, dtype=np.uint64)
     m = MeasuredCost()
-    clock = cpu_seconds
+    garbler_ = Garbler(circuit)
 
-    start = clock()
-    garbled, keys = Garbler(circuit).garble(n)
-    m.add(offline, f"{garbler}_s", "garble", clock() - start)
+    (garbled, keys), garble_s = _warm(lambda: garbler_.garble(n))
+    m.add(offline, f"{garbler}_s", "garble", garble_s)
     m.add(offline, sender, "garbled tables", garbled.table_bytes)
     m.add(offline, sender, "output-label checks", garbled.check_bytes)
 
@@ -165,9 +165,15 @@ def measure_relu_layer(op: OpNode, prime: int, roles: dict[str, str], rng: np.ra
     m.add(ot_phase, f"{garbler}_s", "encode OT and mask labels", pairs_s + mask_s)
     m.add(offline, sender, "mask labels", mask_labels.nbytes)
     choice = field_.to_bits(client)
-    ot = ot_extension(zero.reshape(-1, 2), one.reshape(-1, 2), choice.reshape(-1))
-    m.add(ot_phase, f"{garbler}_s", "OT extension (sender)", ot.seconds["sender"])
-    m.add(ot_phase, f"{evaluator}_s", "OT extension (receiver)", ot.seconds["receiver"])
+    # each side's median seconds, warm as _warm explains; only the last run is kept, so later runs reuse
+    # the pages of earlier ones as calibrate's do
+    ot_seconds: dict[str, list[float]] = {"sender": [], "receiver": []}
+    for _ in range(WARM_RUNS):
+        ot = ot_extension(zero.reshape(-1, 2), one.reshape(-1, 2), choice.reshape(-1))
+        for side, spent in ot_seconds.items():
+            spent.append(ot.seconds[side])
+    m.add(ot_phase, f"{garbler}_s", "OT extension (sender)", statistics.median(ot_seconds["sender"]))
+    m.add(ot_phase, f"{evaluator}_s", "OT extension (receiver)", statistics.median(ot_seconds["receiver"]))
     m.add(ot_phase, sender, "OT extension", ot.bytes_sent["sender"])
     m.add(ot_phase, receiver, "OT extension", ot.bytes_sent["receiver"])
 
@@ -175,9 +181,9 @@ def measure_relu_layer(op: OpNode, prime: int, roles: dict[str, str], rng: np.ra
     m.add("online", f"{garbler}_s", "encode share labels", encode_s)
     m.add("online", sender, "share labels", share_labels.nbytes)
     labels = {"client_share": ot.received.reshape(zero.shape), "server_share": share_labels, "server_mask": mask_labels}
-    start = clock()
-    bits = Evaluator(circuit).evaluate(garbled, labels)
-    m.add("online", f"{evaluator}_s", "evaluate", clock() - start)
+    evaluator_ = Evaluator(circuit)
+    bits, evaluate_s = _warm(lambda: evaluator_.evaluate(garbled, labels))
+    m.add("online", f"{evaluator}_s", "evaluate", evaluate_s)
     relu = (field_.from_bits(bits) + np.uint64(prime) - mask) % np.uint64(prime)
     if not np.array_equal(relu, field_.relu(x)):
         raise RuntimeError(f"{op.label}: garbled evaluation disagrees with the plaintext ReLU")
