@@ -75,7 +75,8 @@ def predicted(graph, setting):
         "HE ciphertexts down (offline)": total(linear, "offline", "down_bytes"),
         # Delphi times its OT extension in a span of its own ("OTs", rust/protocols/src/gc.rs) that the
         # measured garbling and encoding figures leave out, so the modelled OT sender seconds come off here
-        "garbling + encode (offline server s)": total(relu, "offline", "server_s") - ot_sender_seconds(estimate, setting),
+        "garbling + encode (offline server s)":
+            total(relu, "offline", "server_s") - ot_sender_seconds(estimate, setting),
         "online server encode (s)": total(relu, "online", "server_s"),
         "client HE encrypt+decrypt (s)": total(linear, "offline", "client_s"),
         "online linear on shares (server s)": total(linear, "online", "server_s"),

@@ -21,7 +21,8 @@ PROFILE_KEYS = ["gc_garble_per_and", "gc_eval_per_and", "gc_encode_per_label", "
 
 PROTOCOL_CONSTANTS = {  # name -> (value, unit)
     "relu_and_gates": (10, "AND gates"), "gc_bytes_per_and": (2, "B"), "share_bits": (3, "bit"),
-    "wire_label_bytes": (5, "B"), "gc_check_bytes_per_output": (29, "B"), "ot_receiver_bytes_per_transfer": (7, "B"), "ot_sender_bytes_per_transfer": (11, "B"),
+    "wire_label_bytes": (5, "B"), "gc_check_bytes_per_output": (29, "B"), "ot_receiver_bytes_per_transfer": (7, "B"),
+    "ot_sender_bytes_per_transfer": (11, "B"),
     "evaluator_storage_per_relu": (13, "B"), "garbler_storage_per_relu": (17, "B"), "he_slots": (64, "slots"),
     "he_ciphertext_bytes": (100, "B"), "he_evaluation_key_bytes": (1000, "B"), "share_bytes": (8, "B"),
 }
@@ -131,7 +132,8 @@ def test_packing_counts_match_the_delphi_formulas():
 def test_delphi_relu_is_garbled_offline_and_evaluated_by_the_client_online(data, tiny_graph):
     cost = layer(cost_models.price(tiny_graph, setting(data, "delphi")), "relu")
     units = 64  # 4 x 4 x 4 ReLUs
-    assert cost.offline.server_s == pytest.approx(units * (10 * 1 + 2 * 3 * 1 + 3 * 1))  # garble, OT label pairs, OT sender
+    # garble, encode both labels of each OT pair, OT sender
+    assert cost.offline.server_s == pytest.approx(units * (10 * 1 + 2 * 3 * 1 + 3 * 1))
     assert cost.offline.client_s == pytest.approx(units * 3 * 2)                   # OT receiver, one per share bit
     # circuits, then mask labels and output checks in the same message, then OT sender messages
     assert cost.offline.down_bytes == pytest.approx(units * (10 * 2 + 3 * (5 + 29) + 3 * 11))

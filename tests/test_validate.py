@@ -42,6 +42,14 @@ def test_relu_and_conv_layers_run_and_bytes_match_the_model(profile, resnet20):
     # OT correction columns up, and the garbler's share labels online: exactly what the model counts
     assert terms[("layer1.0.relu1", "offline", "up_bytes")].measured == 16 * 41 * n + 32  # + the base-OT key
     assert terms[("layer1.0.relu1", "online", "down_bytes")].error_pct == 0
+    # tables, output checks and mask labels go with the circuits: every byte the garbler sends is priced
+    # (the OT sender bytes per transfer were averaged over the calibration's transfer count, base OTs included)
+    offline_down = terms[("layer1.0.relu1", "offline", "down_bytes")]
+    assert offline_down.parts.keys() == {"garbled tables", "output-label checks", "mask labels", "OT extension"}
+    assert abs(offline_down.error_pct) < 0.1
+    # OT extension costs the evaluating client compute, and the model prices it from the profile
+    ot_receiver = terms[("layer1.0.relu1", "offline", "client_s")]
+    assert ot_receiver.parts.keys() == {"OT extension (receiver)"} and ot_receiver.predicted > 0
     # ciphertexts both ways: the model's count times the calibrated ciphertext size, within SEAL's compression noise
     assert abs(terms[("layer1.0.conv1", "offline", "up_bytes")].error_pct) < 1
     assert abs(terms[("layer1.0.conv1", "offline", "down_bytes")].error_pct) < 1
