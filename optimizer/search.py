@@ -39,7 +39,7 @@ class SearchInterrupted(Exception):
 class SearchConfig:
     model: str = "cifar-resnet20"
     data: DataSpec = DataSpec()
-    setting: SettingChoice = SettingChoice("delphi", "lan", "atom", None, 1, "online")
+    setting: SettingChoice = SettingChoice("delphi", "lan", "atom-z8350", None, 1, "online")
     latency_budget_s: float = 10.0
     strategy: str = "deepreduce"
     objective: str = "latency"  # latency (PISim) or relus (DeepReDuce's proxy: latency taken as proportional)
