@@ -58,6 +58,7 @@ class Pricer:
     def price(self, candidate: Candidate) -> Priced:
         if candidate not in self._cache:
             variant = self.variants.of(candidate)
-            estimate = cost_models.price(variant.captured.graph, self.setting, relu_kept=variant.relu_kept(candidate))
+            estimate = cost_models.price(variant.captured.graph, self.setting, relu_kept=variant.relu_kept(candidate),
+                                         poly_elements=variant.poly_elements(candidate))
             self._cache[candidate] = summarise(estimate, candidate, variant.relus(candidate))
         return self._cache[candidate]
