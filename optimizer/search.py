@@ -20,12 +20,13 @@ from optimizer.criticality import Criticality, criticality_jobs, measure
 from optimizer.data import DataSpec, num_classes
 from optimizer.distill import Distillation
 from optimizer.executors import make_executor
+from optimizer.gate_search import GateOptions
 from optimizer.exporting import export_candidate
 from optimizer.io import read_json, write_json
 from optimizer.models import ModelSource, ZooModel
 from optimizer.pricing import Priced, Pricer, SettingChoice
 from optimizer.results import SCHEMA, FRONTIER_FILE, candidate_entry, pareto_ids, write_frontier
-from optimizer.strategies import make_strategy
+from optimizer.strategies import StrategyInputs, make_strategy
 from optimizer.training import Schedule, TrainJob
 from optimizer.transforms import Variants
 from pisim.errors import UserError
@@ -51,6 +52,7 @@ class SearchConfig:
     distillation: Distillation | None = Distillation()
     alphas: tuple[float, ...] = (1.0, 0.5)
     rhos: tuple[float, ...] = (1.0, 0.5)
+    fine_grained: GateOptions = GateOptions()
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "data": self.data.to_dict(), "setting": self.setting.to_dict(),
@@ -58,7 +60,7 @@ class SearchConfig:
                 "seed": self.seed, "schedule": self.schedule.__dict__, "baseline_epochs": self.baseline_epochs,
                 "criticality_epochs": self.criticality_epochs, "max_train": self.max_train,
                 "distillation": self.distillation.__dict__ if self.distillation else None,
-                "alphas": list(self.alphas), "rhos": list(self.rhos)}
+                "alphas": list(self.alphas), "rhos": list(self.rhos), "fine_grained": self.fine_grained.to_dict()}
 
 
 @dataclass
@@ -122,10 +124,11 @@ class _Search:
         self.entries: list[dict[str, Any]] = []
         self.frontier: list[str] = []
 
-    def job(self, label: str, candidate: Candidate, epochs: int, teacher: str | None = None) -> TrainJob:
+    def job(self, label: str, candidate: Candidate, epochs: int, teacher: str | None = None,
+            init: str | None = None) -> TrainJob:
         schedule = dataclasses.replace(self.config.schedule, epochs=epochs)
         return TrainJob(label, self.source, self.config.data, candidate, schedule, self.config.seed,
-                        self.config.distillation if teacher else None, teacher)
+                        self.config.distillation if teacher else None, teacher, init)
 
     def run(self) -> dict[str, Any]:
         log, config = self.runtime.log, self.config
@@ -135,12 +138,14 @@ class _Search:
         teacher = next(self.executor.map([self.job("baseline", Candidate(), config.baseline_epochs)]))
         self.baseline_accuracy = teacher.accuracy
         log(f"baseline accuracy {teacher.accuracy:.4f}")
-        jobs = criticality_jobs(self.stages, lambda label, c: self.job(label, c, config.criticality_epochs))
-        self.criticality = measure(self.stages, list(self.executor.map(jobs)), self.pricer, self.phase)
-        write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
-        log(f"cull order ({config.objective}): {' < '.join(self.criticality.ranking(config.objective))}")
-        priced = [self.pricer.price(c) for c in self.strategy.enumerate(
-            self.stages, self.criticality, config.objective, self._reshapes())]
+        if self.strategy.needs_criticality:
+            jobs = criticality_jobs(self.stages, lambda label, c: self.job(label, c, config.criticality_epochs))
+            self.criticality = measure(self.stages, list(self.executor.map(jobs)), self.pricer, self.phase)
+            write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
+            log(f"cull order ({config.objective}): {' < '.join(self.criticality.ranking(config.objective))}")
+        inputs = StrategyInputs(config, self.stages, self.criticality, self._reshapes(), self.variants, self.pricer,
+                                self._size, self._budget(), teacher.weights, self.paths.cache_dir, self.runtime)
+        priced = [self.pricer.price(c) for c in self.strategy.enumerate(inputs)]
         survivors = [p for p in priced if self._size(p) <= self._budget()]
         chosen = self.strategy.promising(survivors, self.variants, self._size, config.max_train)
         log(f"{len(priced)} candidates priced, {len(survivors)} within budget, training {len(chosen)}")
@@ -150,7 +155,8 @@ class _Search:
         self.entries = [candidate_entry(p, status[p.candidate], None, config.distillation is not None)
                         for p in priced]
         self.save("interrupted")
-        jobs = [self.job(p.candidate.id, p.candidate, config.schedule.epochs, teacher.weights) for p in chosen]
+        jobs = [self.job(p.candidate.id, p.candidate, config.schedule.epochs, teacher.weights,
+                         self.strategy.warm_start(p.candidate)) for p in chosen]
         weights: dict[str, str] = {}
         for p, result in zip(chosen, self.executor.map(jobs)):
             self._entry(p.candidate.id).update(status="trained", accuracy=result.accuracy, curve=result.curve)
