@@ -4,14 +4,15 @@ binarised network fits the budget.
 Starting from the trained baseline (the KD teacher's weights), every ReLU call site gets a gate per element
 or per channel (optimizer.gates). The loss is the distillation loss plus
 
-    penalty * sum over gates of |g| * (seconds one element saves at that site) * (elements the gate covers)
+    penalty * sum over gates of g * (seconds one element saves at that site) * (elements the gate covers)
             / (seconds all ReLUs together save)
 
 so a gate whose ReLUs cost more time is pushed harder, and the penalty at the start is `penalty` whatever
 the model's size. A few times per epoch the gates are binarised and the mask priced exactly by the cost
 models (through the search's Pricer); the loop stops as soon as that price is within budget, and raises the
-penalty by `penalty_growth` whenever a check finds the price no longer falling (SNL raises its lasso
-coefficient when the ReLU count stalls). The gates are then binarised at the budget: elements are kept in
+penalty by `penalty_growth` whenever `patience` checks pass without a new lowest price (SNL raises its lasso
+coefficient when the ReLU count stalls). Gates are kept in [0, 1] (projected after each step), so the L1
+penalty is their sum. The gates are then binarised at the budget: elements are kept in
 order of gate per second saved, as many as fit (this fills the room a threshold left, or, when `gate_epochs`
 ran out first, masks what the penalty did not; the result says which).
 
@@ -62,6 +63,7 @@ class GateOptions:
     penalty: float = 10.0  # starting coefficient of the latency-weighted L1 penalty
     penalty_growth: float = 1.5
     check_every: int = 2  # steps between pricings of the binarised gates (each costs milliseconds)
+    patience: int = 3  # checks without a new lowest price before the penalty grows
     threshold: float = 0.01  # a gate above this counts as kept in the checks (SNL's alpha > 0.01)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +132,7 @@ def search_gates(job: GateSearchJob, directory: Path, size_of: Callable[[Candida
         {"params": gate_params, "lr": options.gate_lr},
         {"params": [p for p in model.parameters() if id(p) not in gate_ids], "lr": options.weight_lr}])
     steps_per_epoch = math.ceil(len(splits.train) / job.schedule.batch_size)
-    state = {"epoch": 0, "penalty": options.penalty, "history": [], "last_size": math.inf}
+    state = {"epoch": 0, "penalty": options.penalty, "history": [], "lowest": math.inf, "stalled": 0}
     if (directory / CHECKPOINT).is_file():
         saved = torch.load(directory / CHECKPOINT, map_location=target, weights_only=True)
         model.load_state_dict(saved["model"])
@@ -155,11 +157,14 @@ def search_gates(job: GateSearchJob, directory: Path, size_of: Callable[[Candida
                 task = job.distillation.loss(logits, teacher_logits, labels)
             else:
                 task = F.cross_entropy(logits, labels)
-            sparsity = sum(w * gate.gate.abs().sum() for gate, w in zip(gates.values(), penalty_weights))
+            sparsity = sum(w * gate.gate.sum() for gate, w in zip(gates.values(), penalty_weights))
             loss = task + state["penalty"] * sparsity
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            with torch.no_grad():  # a gate is a blend weight: projected back to [0, 1], so one at 0 stays there
+                for gate in gate_params:
+                    gate.clamp_(0.0, 1.0)
             steps += 1
             bar.update(1)
             if step % options.check_every and step != steps_per_epoch:
@@ -172,9 +177,13 @@ def search_gates(job: GateSearchJob, directory: Path, size_of: Callable[[Candida
             if size <= job.budget:
                 met = candidate
                 break
-            if size > state["last_size"] * (1 - MIN_PROGRESS):
+            if size < state["lowest"] * (1 - MIN_PROGRESS):
+                state["lowest"], state["stalled"] = size, 0
+            else:
+                state["stalled"] += 1
+            if state["stalled"] >= options.patience:
                 state["penalty"] *= options.penalty_growth
-            state["last_size"] = size
+                state["stalled"] = 0
         if met is not None:
             break
         state["epoch"] = epoch + 1
