@@ -11,7 +11,13 @@ with fine-tune epochs = the DeepReDuce total - gate_epochs. For each budget it p
 candidate of each strategy within budget: accuracy, priced latency, ReLUs, epochs actually trained, and
 whether the exported .pt2 re-prices to the same latency in `pisim estimate`'s pipeline.
 
+Fine-grained fine-tunes from the gate-trained weights, which start from the teacher's (as SNL does); shipped
+DeepReDuce trains each candidate from a fresh initialisation. `deepreduce-warm` is a control defined here,
+not a shipped strategy: DeepReDuce whose candidates of the baseline's widths start from the teacher's weights,
+so that the comparison does not rest on the warm start alone.
+
 Usage: python benchmarks/bench_strategies.py [--budgets 8,4,1.5] [--seed 0] [--out bench-out] [--format md]
+       [--runs deepreduce,deepreduce-warm,fine-grained:element,fine-grained:channel]
 """
 from __future__ import annotations
 
@@ -51,13 +57,14 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=6, help="DeepReDuce epochs per candidate (default %(default)s)")
     parser.add_argument("--gate-epochs", type=int, default=4)
-    parser.add_argument("--granularity", default="element")
-    parser.add_argument("--replacement", default="identity")
+    parser.add_argument("--runs", default="deepreduce,deepreduce-warm,fine-grained:element",
+                        help="strategies to compare; fine-grained:GRANULARITY[:REPLACEMENT] (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--format", default="md", choices=("table", "md", "csv", "json", "latex"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    _register_control()
 
     from optimizer.gate_search import GateOptions
     from optimizer.search import Paths, Runtime, SearchConfig, run_search
@@ -72,24 +79,28 @@ def main() -> None:
     for budget in (float(b) for b in args.budgets.split(",")):
         # stages of cifar-resnet20 on 16x16: three, plus the ReLU-free criticality variant
         deepreduce_epochs = args.criticality_epochs * 4 + args.max_train * args.epochs
-        configs = {
-            "deepreduce": dataclasses.replace(base, latency_budget_s=budget, strategy="deepreduce",
-                                              schedule=Schedule(epochs=args.epochs)),
-            "fine-grained": dataclasses.replace(
-                base, latency_budget_s=budget, strategy="fine-grained", max_train=1,
-                schedule=Schedule(epochs=deepreduce_epochs - args.gate_epochs),
-                fine_grained=GateOptions(granularity=args.granularity, replacement=args.replacement,
-                                         gate_epochs=args.gate_epochs)),
-        }
+        configs = {}
+        for run in args.runs.split(","):
+            strategy, *fine = run.split(":")
+            if strategy == "fine-grained":
+                granularity, replacement = (fine + ["element", "identity"][len(fine):])[:2]
+                configs[run] = dataclasses.replace(
+                    base, latency_budget_s=budget, strategy=strategy, max_train=1,
+                    schedule=Schedule(epochs=deepreduce_epochs - args.gate_epochs),
+                    fine_grained=GateOptions(granularity=granularity, replacement=replacement,
+                                             gate_epochs=args.gate_epochs))
+            else:
+                configs[run] = dataclasses.replace(base, latency_budget_s=budget, strategy=strategy,
+                                                   schedule=Schedule(epochs=args.epochs))
         for name, config in configs.items():
-            out = args.out / f"{name}-{budget:g}s"
+            out = args.out / f"{name.replace(':', '-')}-{budget:g}s"
             start = time.perf_counter()
             document = run_search(config, Paths(out, cache), resume=(out / "frontier.json").is_file(),
                                   runtime=Runtime(progress=False))
             best = _best(document, args.phase)
             trained = [e for e in document["candidates"] if e["status"] == "trained"]
             epochs = (sum(len(e["curve"]) for e in trained)
-                      + (args.criticality_epochs * 4 if name == "deepreduce" else _gate_epochs(best)))
+                      + (args.criticality_epochs * 4 if config.strategy != "fine-grained" else _gate_epochs(best)))
             reread = _reprice(out, best, config.setting, config.data.input_size) if best else None
             rows.append({"budget_s": budget, "strategy": name, "accuracy": best["accuracy"] if best else None,
                          "latency_s": best["latency"][f"{args.phase}_s"] if best else None,
@@ -107,9 +118,26 @@ def main() -> None:
         rows=rows,
         notes=[f"seed {args.seed}; baseline {args.baseline_epochs} epochs (shared teacher); deepreduce: criticality "
                f"{args.criticality_epochs} epoch x 4, {args.max_train} candidates x {args.epochs} epochs; fine-grained: "
-               f"at most {args.gate_epochs} gate epochs ({args.granularity}, {args.replacement}) + fine-tune",
+               f"at most {args.gate_epochs} gate epochs + fine-tune for the rest",
                f"torch threads {args.threads}"])
     print(table.render(args.format))
+
+
+def _register_control() -> None:
+    from optimizer.strategies import STRATEGIES
+    from optimizer.strategies.deepreduce import DeepReDuce
+
+    class DeepReDuceFromTeacher(DeepReDuce):
+        name = "deepreduce-warm"
+
+        def enumerate(self, inputs):
+            self.teacher = inputs.teacher_weights
+            return super().enumerate(inputs)
+
+        def warm_start(self, candidate):
+            return self.teacher if candidate.alpha == 1.0 and candidate.num_blocks is None else None
+
+    STRATEGIES[DeepReDuceFromTeacher.name] = DeepReDuceFromTeacher
 
 
 def _gate_epochs(entry: dict | None) -> float:

@@ -167,3 +167,28 @@ def test_cli_lists_fine_grained_and_rejects_a_bad_penalty(tmp_path: Path):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "penalty-growth" in bad.stderr
     assert not (tmp_path / "out").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_gate_search_resumes_to_the_same_mask(pricer, graph, teacher, tmp_path):
+    job = _gate_job(teacher, 0.05 * pricer.price(Candidate()).seconds("online"), gate_epochs=2, gate_lr=1e-3)
+    savings = latency_saving_per_element(graph, pricer.setting, "online", "identity")
+    whole = search_gates(job, tmp_path / "whole", _size_of(pricer), savings, progress=False, log=lambda _: None)
+    calls = []
+
+    def stop_in_second_epoch(candidate):
+        calls.append(candidate)
+        if len(calls) > len(whole.history) // 2:
+            raise _Stop
+        return pricer.price(candidate).seconds("online")
+
+    with pytest.raises(_Stop):
+        search_gates(job, tmp_path / "split", stop_in_second_epoch, savings, progress=False, log=lambda _: None)
+    assert (tmp_path / "split" / "checkpoint.pt").is_file()
+    resumed = search_gates(job, tmp_path / "split", _size_of(pricer), savings, progress=False, log=lambda _: None)
+    assert resumed.candidate == whole.candidate
+    assert resumed.history == whole.history
+    assert not (tmp_path / "split" / "checkpoint.pt").exists()
