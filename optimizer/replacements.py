@@ -14,9 +14,12 @@ import torch.nn as nn
 
 from pisim.errors import UserError
 
-# x^2, x and constant coefficients of Delphi's ReLU approximation 0.1992 + 0.5002 x + 0.1997 x^2
-# (mc2-project/delphi python/resnet/resnet32_cifar100.py; papers.md 2.4): the starting point, then trained.
-DELPHI_QUADRATIC = (0.1997, 0.5002, 0.1992)
+# x^2, x and constant coefficients at the start: the identity, so that dropping a ReLU into poly2 starts where
+# the identity replacement does and the curvature is learned. Delphi's ReLU fit 0.1992 + 0.5002 x + 0.1997 x^2
+# (mc2-project/delphi python/resnet/resnet32_cifar100.py; papers.md 2.4) was tried first: at ReLUs after a
+# residual add it squares un-normalised sums block after block, and cifar-resnet20's activations reach 4e30 by
+# layer2 and overflow in layer3 (measured with every gate at 0 on the digits teacher).
+INITIAL_COEFFICIENTS = (0.0, 1.0, 0.0)
 
 
 class Quadratic(nn.Module):
@@ -24,7 +27,7 @@ class Quadratic(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.coefficients = nn.Parameter(torch.tensor(DELPHI_QUADRATIC))
+        self.coefficients = nn.Parameter(torch.tensor(INITIAL_COEFFICIENTS))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.coefficients[0] * x + self.coefficients[1]) * x + self.coefficients[2]
