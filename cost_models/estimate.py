@@ -13,7 +13,8 @@ COST_CONVENTIONS = (
     "+ bytes up / upload bandwidth + bytes down / download bandwidth + round trips x RTT (no overlap)",
     "up = client -> server, down = server -> client; storage = bytes held from offline until online",
     "compute divides by --threads (linear speed-up, as the Cryptonite simulator assumes)",
-    "ReLU6 is priced as ReLU where the protocol's circuit clamps anyway (Delphi's GC always clamps at 6)",
+    "ReLU6 priced as the protocol computes it: Delphi's circuit always clamps at 6, so it costs a ReLU; "
+    "OT-based comparison needs a second comparison",
     "max-pool comparisons priced as ReLUs: max(a, b) = b + ReLU(a - b)",
 )
 
@@ -36,9 +37,23 @@ class Estimate:
     layers: tuple[LayerCost, ...]
     total: Cost
     relus: int
+    graph: OpGraph = field(repr=False)
     unpriced: tuple[OpNode, ...] = ()
-    source: str = "model"
     conventions: tuple[str, ...] = field(default=COST_CONVENTIONS)
+
+    def table(self, notes: list[str] | None = None):
+        """The per-layer `pisim.report.Table` (counting columns plus offline and online costs)."""
+        from cost_models.report import estimate_table
+
+        return estimate_table(self, notes)
+
+    def __str__(self) -> str:
+        return self.table().render("table")
+
+    def __repr__(self) -> str:
+        s = self.setting
+        return (f"Estimate({self.graph.source}, {s.protocol.name}/{s.network.name}, relus={self.relus}, "
+                f"offline={self.latency('offline'):.4g} s, online={self.latency('online'):.4g} s)")
 
     def latency(self, phase: str = "total") -> float:
         """Seconds for `phase` in online|offline|total, over the setting's network."""
@@ -102,7 +117,7 @@ def price(graph: OpGraph, setting: PricingSetting, relu_kept: Mapping[str, int] 
         total_relus += relus
         layers.append(LayerCost(op.name, op.label, op.kind.value, relus, poly, cost.compute_scaled(setting.threads)))
     total = sum((layer.cost for layer in layers), ZERO)
-    return Estimate(setting, tuple(layers), total, total_relus, tuple(unpriced), graph.source)
+    return Estimate(setting, tuple(layers), total, total_relus, graph, tuple(unpriced))
 
 
 def _kept(op: OpNode, relu_kept: Mapping[str, int]) -> int:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from cost_models.constants import Constant
 from cost_models.estimate import Estimate
-from pisim.graph import OpGraph
 from pisim.report import Column, Table, format_count
 
 MB = 1e6
@@ -36,7 +35,8 @@ def _row(estimate: Estimate, layer, op) -> dict:
     }
 
 
-def estimate_table(graph: OpGraph, estimate: Estimate, notes: list[str] | None = None) -> Table:
+def estimate_table(estimate: Estimate, notes: list[str] | None = None) -> Table:
+    graph = estimate.graph
     ops = {op.name: op for op in graph.ops}
     rows = [_row(estimate, layer, ops.get(layer.name)) for layer in estimate.layers]
     total = estimate.total

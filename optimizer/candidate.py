@@ -3,7 +3,6 @@ and how the network is reshaped."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,10 +20,6 @@ class Candidate:
     relu_masks: tuple[tuple[str, str], ...] = ()  # (call site, kept elements as packed bits): optimizer.masks
     replacement: str = "identity"  # what a masked-out element computes: identity or poly2 (optimizer.replacements)
     tags: tuple[str, ...] = field(default=(), compare=False)  # why the search made it (not part of identity)
-
-    @property
-    def reshaped(self) -> bool:
-        return self.alpha != 1.0 or self.rho != 1.0 or self.num_blocks is not None
 
     @property
     def shape_key(self) -> tuple[float, float, tuple[int, ...] | None]:
@@ -70,6 +65,3 @@ class Candidate:
                    rho=float(data.get("rho", 1.0)), num_blocks=tuple(int(b) for b in blocks) if blocks else None,
                    relu_masks=tuple(sorted(dict(data.get("relu_masks", {})).items())),
                    replacement=str(data.get("replacement", "identity")), tags=tuple(data.get("tags", ())))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)

@@ -237,3 +237,13 @@ def test_latency_adds_compute_bandwidth_and_rtt(data, tiny_graph):
     assert estimate.latency("online") == pytest.approx(expected)
     assert estimate.latency("total") == pytest.approx(estimate.latency("online") + estimate.latency("offline"))
     assert estimate.to_dict()["latency"]["online_s"] == pytest.approx(expected)
+
+
+def test_relu6_and_average_pool(data):
+    graph = capture(nn.Sequential(nn.ReLU6(), nn.AvgPool2d(2)), (1, 4, 4), source="clamp").graph
+    cheetah = cost_models.price(graph, setting(data, "cheetah"))
+    assert layer(cheetah, "relu").online.up_bytes == 16 * 2 * 19   # two comparisons per ReLU6 element
+    delphi = cost_models.price(graph, setting(data, "delphi"))
+    assert layer(delphi, "relu").online.client_s == pytest.approx(16 * 10 * 2)  # Delphi's circuit clamps anyway
+    pool = layer(delphi, "avgpool")
+    assert (pool.online.client_s, pool.online.server_s, pool.online.down_bytes) == (16 * 2, 16 * 1, 0)
