@@ -48,6 +48,8 @@ def _reprice(out: Path, entry: dict, setting, input_size) -> float | None:
 
 
 def main() -> None:
+    from optimizer.training import Schedule
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budgets", default="8,4,1.5", help="latency budgets in seconds (default %(default)s)")
     parser.add_argument("--phase", default="online")
@@ -57,6 +59,9 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=6, help="DeepReDuce epochs per candidate (default %(default)s)")
     parser.add_argument("--gate-epochs", type=int, default=4)
+    parser.add_argument("--finetune-lr", type=float, default=Schedule().lr,
+                        help="SGD rate of the fine-grained fine-tune; poly2 diverges at the default and needs about "
+                             "0.005 (default %(default)s, the search's --lr)")
     parser.add_argument("--runs", default="deepreduce,deepreduce-warm,fine-grained:element",
                         help="strategies to compare; fine-grained:GRANULARITY[:REPLACEMENT] (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1)
@@ -68,7 +73,6 @@ def main() -> None:
 
     from optimizer.gate_search import GateOptions
     from optimizer.search import Paths, Runtime, SearchConfig, run_search
-    from optimizer.training import Schedule
     from pisim.report import Column, Table
 
     base = SearchConfig(seed=args.seed, baseline_epochs=args.baseline_epochs,
@@ -86,7 +90,7 @@ def main() -> None:
                 granularity, replacement = (fine + ["element", "identity"][len(fine):])[:2]
                 configs[run] = dataclasses.replace(
                     base, latency_budget_s=budget, strategy=strategy, max_train=1,
-                    schedule=Schedule(epochs=deepreduce_epochs - args.gate_epochs),
+                    schedule=Schedule(epochs=deepreduce_epochs - args.gate_epochs, lr=args.finetune_lr),
                     fine_grained=GateOptions(granularity=granularity, replacement=replacement,
                                              gate_epochs=args.gate_epochs))
             else:
@@ -118,7 +122,7 @@ def main() -> None:
         rows=rows,
         notes=[f"seed {args.seed}; baseline {args.baseline_epochs} epochs (shared teacher); deepreduce: criticality "
                f"{args.criticality_epochs} epoch x 4, {args.max_train} candidates x {args.epochs} epochs; fine-grained: "
-               f"at most {args.gate_epochs} gate epochs + fine-tune for the rest",
+               f"at most {args.gate_epochs} gate epochs + fine-tune for the rest at lr {args.finetune_lr:g}",
                f"torch threads {args.threads}"])
     print(table.render(args.format))
 
