@@ -9,7 +9,6 @@ import pytest
 from tests.conftest import run_cli
 
 
-@pytest.mark.slow  # a real search: baseline, gates and fine-tune, about a CPU-minute
 def test_fine_grained_search_exports_a_model_pisim_estimate_prices_the_same(tmp_path):
     out = tmp_path / "search"
     searched = run_cli("search", "--latency-budget", "2s", "--strategy", "fine-grained", "--granularity", "channel",
