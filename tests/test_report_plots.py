@@ -137,7 +137,7 @@ def test_breakdown_figure_stacks_parts_offline_and_online_side_by_side(estimate)
 def test_cli_plot_writes_the_same_file_twice(tmp_path):
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
     for path in paths:
-        result = run_cli("report", *SEEDS, "--compare", "deepreduce", "--plot", path, "--format", "csv")
+        result = run_cli("report", *SEEDS, "--plot", path, "--format", "csv")
         assert result.returncode == 0, result.stderr
     assert paths[0].read_bytes().startswith(b"\x89PNG") and paths[0].read_bytes() == paths[1].read_bytes()
 

@@ -270,7 +270,8 @@ def _notes(methods: list[Method], references: list[ReferenceMethod], phase: str,
         notes.extend(method.progress_notes())
     if several:
         notes.append("accuracy: mean ± sample standard deviation over the runs that trained the network")
-    notes.append(f"best value of each column marked among the compared networks (baselines not ranked); "
+    notes.append(f"best value of each column marked (bold; * in plain text) among the compared networks "
+                 f"(baselines and untrained candidates not ranked); "
                  f"frontier by {phase} latency")
     if references:
         notes.append(comparison_caption(methods, references))
