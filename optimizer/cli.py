@@ -17,7 +17,7 @@ from optimizer.executors import EXECUTORS
 from optimizer.pricing import SettingChoice
 from optimizer.results import frontier_table
 from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
-from optimizer.strategies import STRATEGIES
+from optimizer.strategies import STRATEGIES, fine_grained
 from optimizer.training import Schedule
 from pisim.cli.common import add_output_options, emit, positive_int
 from pisim.errors import UserError
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in DEFAULT_INPUT_SIZE.items()))
     plan = search.add_argument_group("search")
     plan.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULTS.strategy,
-                      help="candidate enumeration (default %(default)s)")
+                      help="deepreduce: cull, thin and reshape whole stages; fine-grained: keep or drop single ReLUs "
+                           "(or channels) by latency-weighted gates (default %(default)s)")
     plan.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.objective,
                       help="latency: rank stages by accuracy per second and budget the priced latency; relus: "
                            "DeepReDuce's ReLU-count proxy (budget converted at the baseline's seconds per ReLU) "
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="resolution multipliers to reshape with (default 1,0.5)")
     plan.add_argument("--max-train", type=positive_int, default=DEFAULTS.max_train,
                       help="train at most this many candidates within budget (default %(default)s)")
+    fine_grained.add_arguments(search)
     train = search.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=DEFAULTS.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
@@ -170,7 +172,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         schedule=Schedule(args.epochs, args.batch_size, args.lr), baseline_epochs=args.baseline_epochs,
         criticality_epochs=args.criticality_epochs, max_train=args.max_train,
         distillation=None if args.no_kd else Distillation(args.kd_temperature, args.kd_weight),
-        alphas=args.alphas, rhos=args.rhos)
+        alphas=args.alphas, rhos=args.rhos, fine_grained=fine_grained.options_from_args(args))
 
 
 def _search(args: argparse.Namespace) -> int:

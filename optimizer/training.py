@@ -50,6 +50,7 @@ class TrainJob:
     seed: int
     distillation: Distillation | None = None
     teacher_weights: str | None = None  # state dict of the baseline (uncut) model
+    init_weights: str | None = None  # state dict of this candidate to start from (None: fresh seeded init)
 
     def spec(self) -> dict[str, Any]:
         """Everything that decides the result: the cache key of the job."""
@@ -57,7 +58,8 @@ class TrainJob:
                 "candidate": {k: v for k, v in self.candidate.to_dict().items() if k != "tags"},
                 "schedule": self.schedule.__dict__, "seed": self.seed,
                 "distillation": self.distillation.__dict__ if self.distillation else None,
-                "teacher": _file_digest(self.teacher_weights) if self.teacher_weights else None}
+                "teacher": _file_digest(self.teacher_weights) if self.teacher_weights else None,
+                **({"init": _file_digest(self.init_weights)} if self.init_weights else {})}
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()[:12]
@@ -120,6 +122,8 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     splits = load_splits(job.data)
     torch.manual_seed(job.seed)
     model, _ = build_candidate(job.source, job.candidate)
+    if job.init_weights:
+        model.load_state_dict(torch.load(job.init_weights, map_location="cpu", weights_only=True))
     model.to(target)
     teacher = (load_trained(job.source, Candidate(), job.teacher_weights, target)
                if job.distillation and job.teacher_weights else None)
