@@ -75,6 +75,7 @@ class Paths:
 class Runtime:
     device: str = "auto"
     executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -113,7 +114,8 @@ class _Search:
         self.variants = Variants(source)
         self.pricer = Pricer(self.variants, config.setting)
         self.strategy = make_strategy(config.strategy)
-        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress)
+        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress,
+                                      runtime.executor_options)
         self.phase = config.setting.phase
         self.baseline = self.pricer.price(Candidate())
         self.stages = self.variants.of(Candidate()).stages
@@ -152,10 +154,13 @@ class _Search:
         self.save("interrupted")
         jobs = [self.job(p.candidate.id, p.candidate, config.schedule.epochs, teacher.weights) for p in chosen]
         weights: dict[str, str] = {}
-        for p, result in zip(chosen, self.executor.map(jobs)):
-            self._entry(p.candidate.id).update(status="trained", accuracy=result.accuracy, curve=result.curve)
+        for p, result in zip(chosen, self.executor.map(jobs, may_stop_early=True)):
+            status = "stopped_early" if result.stopped_early else "trained"
+            self._entry(p.candidate.id).update(status=status, accuracy=result.accuracy, curve=result.curve)
             weights[p.candidate.id] = result.weights
-            log(f"{p.candidate.id}: accuracy {result.accuracy:.4f}, {self.phase} {p.seconds(self.phase):.3f} s")
+            log(f"{p.candidate.id}: accuracy {result.accuracy:.4f}"
+                f"{f' (stopped after epoch {len(result.curve)})' if result.stopped_early else ''}, "
+                f"{self.phase} {p.seconds(self.phase):.3f} s")
             self.save("interrupted")
         self.frontier = pareto_ids(self.entries, self.phase)
         for candidate_id in self.frontier:
