@@ -111,11 +111,12 @@ def _check_out_dir(config: SearchConfig, out: Path, resume: bool) -> None:
 class _Search:
     def __init__(self, config: SearchConfig, paths: Paths, runtime: Runtime, source: ModelSource):
         self.config, self.paths, self.runtime, self.source = config, paths, runtime, source
+        # First: a missing executor (Ray not installed) is refused before any capture or pricing work.
+        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress,
+                                      runtime.executor_options)
         self.variants = Variants(source)
         self.pricer = Pricer(self.variants, config.setting)
         self.strategy = make_strategy(config.strategy)
-        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress,
-                                      runtime.executor_options)
         self.phase = config.setting.phase
         self.baseline = self.pricer.price(Candidate())
         self.stages = self.variants.of(Candidate()).stages
