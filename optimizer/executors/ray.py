@@ -42,7 +42,7 @@ def _train_in_worker(job: TrainJob, directory: str, device: str,
     return train(job, Path(directory), device=device, progress=False, on_epoch=on_epoch)
 
 
-def _shipped_code() -> dict[str, Any]:
+def shipped_code() -> dict[str, Any]:
     import importlib
 
     return {"py_modules": [str(Path(importlib.import_module(name).__file__).parent) for name in SHIPPED_PACKAGES]}
@@ -72,7 +72,7 @@ class RayExecutor:
         ray = self._ray
         if not ray.is_initialized():  # a caller that started Ray itself keeps its own settings
             try:
-                ray.init(address=self.address, include_dashboard=False, runtime_env=_shipped_code(),
+                ray.init(address=self.address, include_dashboard=False, runtime_env=shipped_code(),
                          logging_level="warning")
             except ConnectionError as error:
                 raise UserError(f"cannot reach the Ray cluster at {self.address!r}: {error}") from None
