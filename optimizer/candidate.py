@@ -3,7 +3,6 @@ and how the network is reshaped."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,10 +18,6 @@ class Candidate:
     rho: float = 1.0  # resolution multiplier through the stem stride (built-in zoo models only)
     num_blocks: tuple[int, ...] | None = None  # residual blocks per stage; None keeps the model's own
     tags: tuple[str, ...] = field(default=(), compare=False)  # why the search made it (not part of identity)
-
-    @property
-    def reshaped(self) -> bool:
-        return self.alpha != 1.0 or self.rho != 1.0 or self.num_blocks is not None
 
     @property
     def shape_key(self) -> tuple[float, float, tuple[int, ...] | None]:
@@ -61,6 +56,3 @@ class Candidate:
                    culled_layers=tuple(data.get("culled_layers", ())), alpha=float(data.get("alpha", 1.0)),
                    rho=float(data.get("rho", 1.0)), num_blocks=tuple(int(b) for b in blocks) if blocks else None,
                    tags=tuple(data.get("tags", ())))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from optimizer.criticality import OBJECTIVES
 from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS, DataSpec
 from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, Distillation
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--protocol", default=DEFAULTS.setting.protocol, help="default %(default)s")
     cost.add_argument("--network", default=DEFAULTS.setting.network, help="default %(default)s")
     cost.add_argument("--client-profile", default=DEFAULTS.setting.client_profile,
-                      help="client hardware profile name or TOML path (default %(default)s)")
+                      help="client hardware profile name or TOML path (default: the protocol's; Delphi's is atom-z8350)")
     cost.add_argument("--server-profile", default=DEFAULTS.setting.server_profile,
                       help="server hardware profile (default: the protocol's)")
     cost.add_argument("--threads", type=positive_int, default=DEFAULTS.setting.threads,
@@ -152,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-kd", action="store_true", help="train candidates on labels only")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds init, shuffling, augmentation")
     train.add_argument("--device", default="auto", help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")
+    train.add_argument("--train-threads", type=positive_int, metavar="N",
+                       help="CPU threads torch trains with (default: torch's choice; 1 is faster on a shared machine); "
+                            "with --executor ray, the CPUs each job holds and its threads (default 1)")
     run = search.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("search-out"), help="results directory (default %(default)s)")
     run.add_argument("--cache-dir", type=Path, help="training jobs (default OUT/jobs); searches sharing it reuse "
@@ -205,11 +210,14 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"{', '.join(k for k, v in given.items() if v is not None)}: only with --executor ray")
         return {}
     return {"address": args.ray_address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
-            "gpus_per_trial": args.gpus_per_trial, "early_stop": args.early_stop}
+            "gpus_per_trial": args.gpus_per_trial, "threads_per_trial": args.train_threads or 1,
+            "early_stop": args.early_stop}
 
 
 def _search(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.train_threads:
+        torch.set_num_threads(args.train_threads)
     paths = Paths(args.out, args.cache_dir)
     runtime = Runtime(device=args.device, executor=args.executor, executor_options=executor_options(args),
                       progress=not args.no_progress)

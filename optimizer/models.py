@@ -72,9 +72,3 @@ class ModuleFactory:
     def to_dict(self) -> dict[str, Any]:
         return {"factory": self.name, "input_size": list(self.input_size)}
 
-
-def model_source_from_dict(data: dict[str, Any]) -> ModelSource:
-    if "zoo" not in data:
-        raise UserError(f"model {data.get('factory')!r} exists only in the process that defined it; "
-                        "jobs that cross processes need a built-in zoo model")
-    return ZooModel(data["zoo"], int(data["num_classes"]), tuple(data["input_size"]))

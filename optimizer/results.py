@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from optimizer.criticality import Criticality
 from optimizer.io import write_json
 from optimizer.pricing import Priced
 from optimizer.training import TrainResult
@@ -58,3 +59,15 @@ def frontier_table(document: dict[str, Any]) -> Table:
                f"{setting['phase']}, accuracy {baseline['accuracy']:.4f}",
                f"strategy {document['strategy']}, objective {document['objective']}, seed {document['seed']}"],
         metadata={"frontier": document["frontier"]})
+
+
+def criticality_table(criticality: Criticality, objective: str, phase: str) -> Table:
+    """Stage criticality as measured: what each stage's ReLUs buy, per second of latency and per 1,000 ReLUs."""
+    return Table(
+        title=f"Stage criticality (short schedules keeping ReLUs in one stage; cull order by {objective})",
+        columns=[Column("stage", "stage", numeric=False), Column("feature_map", "CxHxW", numeric=False),
+                 Column("relus", "ReLUs"), Column("latency_s", f"{phase} latency", "s"),
+                 Column("accuracy", "accuracy"), Column("gain", "gain"), Column("gain_per_s", "gain per s"),
+                 Column("gain_per_kilo_relu", "gain per 1k ReLUs"), Column("cull_order", "cull order")],
+        rows=criticality.rows(objective),
+        notes=[f"gain = accuracy over the network with no ReLUs ({criticality.floor_accuracy:.4f})"])

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 
 from optimizer.candidate import Candidate
 from optimizer.criticality import Criticality, criticality_jobs, measure
@@ -24,7 +23,7 @@ from optimizer.exporting import export_candidate
 from optimizer.io import read_json, write_json
 from optimizer.models import ModelSource, ZooModel
 from optimizer.pricing import Priced, Pricer, SettingChoice
-from optimizer.results import SCHEMA, FRONTIER_FILE, candidate_entry, pareto_ids, write_frontier
+from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
 from optimizer.strategies import make_strategy
 from optimizer.training import Schedule, TrainJob
 from optimizer.transforms import Variants
@@ -39,15 +38,15 @@ class SearchInterrupted(Exception):
 class SearchConfig:
     model: str = "cifar-resnet20"
     data: DataSpec = DataSpec()
-    setting: SettingChoice = SettingChoice("delphi", "lan", "atom", None, 1, "online")
+    setting: SettingChoice = SettingChoice("delphi", "lan", None, None, 1, "online")
     latency_budget_s: float = 10.0
     strategy: str = "deepreduce"
     objective: str = "latency"  # latency (PISim) or relus (DeepReDuce's proxy: latency taken as proportional)
     seed: int = 0
     schedule: Schedule = Schedule()
-    baseline_epochs: int = 10
+    baseline_epochs: int = 8
     criticality_epochs: int = 2
-    max_train: int = 4
+    max_train: int = 3
     distillation: Distillation | None = Distillation()
     alphas: tuple[float, ...] = (1.0, 0.5)
     rhos: tuple[float, ...] = (1.0, 0.5)
@@ -131,45 +130,68 @@ class _Search:
                         self.config.distillation if teacher else None, teacher)
 
     def run(self) -> dict[str, Any]:
-        log, config = self.runtime.log, self.config
         self.save("interrupted")
-        log(f"baseline {self.source.name}: {self.baseline.relus:,} ReLUs, {self.phase} latency "
-            f"{self.baseline.seconds(self.phase):.3f} s; budget {config.latency_budget_s:g} s")
-        teacher = next(self.executor.map([self.job("baseline", Candidate(), config.baseline_epochs)]))
-        self.baseline_accuracy = teacher.accuracy
-        log(f"baseline accuracy {teacher.accuracy:.4f}")
-        jobs = criticality_jobs(self.stages, lambda label, c: self.job(label, c, config.criticality_epochs))
+        self.runtime.log(f"baseline {self.source.name}: {self.baseline.relus:,} ReLUs, {self.phase} latency "
+                         f"{self.baseline.seconds(self.phase):.3f} s; budget {self.config.latency_budget_s:g} s")
+        teacher = self._train_baseline()
+        self._measure_criticality()
+        chosen = self._choose()
+        weights = self._train(chosen, teacher)
+        self._export_frontier(weights)
+        return self.save("complete")
+
+    def _train_baseline(self) -> str:
+        """Train the uncut baseline, the distillation teacher; returns its weights."""
+        result = next(self.executor.map([self.job("baseline", Candidate(), self.config.baseline_epochs)]))
+        self.baseline_accuracy = result.accuracy
+        self.runtime.log(f"baseline accuracy {result.accuracy:.4f}")
+        return result.weights
+
+    def _measure_criticality(self) -> None:
+        epochs = self.config.criticality_epochs
+        jobs = criticality_jobs(self.stages, lambda label, candidate: self.job(label, candidate, epochs))
         self.criticality = measure(self.stages, list(self.executor.map(jobs)), self.pricer, self.phase)
         write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
-        log(f"cull order ({config.objective}): {' < '.join(self.criticality.ranking(config.objective))}")
+        self.runtime.log(criticality_table(self.criticality, self.config.objective, self.phase).render("table").rstrip())
+
+    def _choose(self) -> list[Priced]:
+        """Enumerate and price every candidate, record them all, return those worth training."""
+        config = self.config
         priced = [self.pricer.price(c) for c in self.strategy.enumerate(
             self.stages, self.criticality, config.objective, self._reshapes())]
         survivors = [p for p in priced if self._size(p) <= self._budget()]
         chosen = self.strategy.promising(survivors, self.variants, self._size, config.max_train)
-        log(f"{len(priced)} candidates priced, {len(survivors)} within budget, training {len(chosen)}")
+        self.runtime.log(f"{len(priced)} candidates priced, {len(survivors)} within budget, training {len(chosen)}")
         status = {p.candidate: "over_budget" for p in priced}
         status.update({p.candidate: "not_trained" for p in survivors})
         status.update({p.candidate: "pending" for p in chosen})
         self.entries = [candidate_entry(p, status[p.candidate], None, config.distillation is not None)
                         for p in priced]
         self.save("interrupted")
-        jobs = [self.job(p.candidate.id, p.candidate, config.schedule.epochs, teacher.weights) for p in chosen]
+        return chosen
+
+    def _train(self, chosen: list[Priced], teacher: str) -> dict[str, str]:
+        """Train the chosen candidates (distilled from `teacher`); returns their weights by candidate id."""
+        jobs = [self.job(p.candidate.id, p.candidate, self.config.schedule.epochs, teacher) for p in chosen]
         weights: dict[str, str] = {}
-        for p, result in zip(chosen, self.executor.map(jobs, may_stop_early=True)):
+        for priced, result in zip(chosen, self.executor.map(jobs, may_stop_early=True)):
             status = "stopped_early" if result.stopped_early else "trained"
-            self._entry(p.candidate.id).update(status=status, accuracy=result.accuracy, curve=result.curve)
-            weights[p.candidate.id] = result.weights
-            log(f"{p.candidate.id}: accuracy {result.accuracy:.4f}"
-                f"{f' (stopped after epoch {len(result.curve)})' if result.stopped_early else ''}, "
-                f"{self.phase} {p.seconds(self.phase):.3f} s")
+            self._entry(priced.candidate.id).update(status=status, accuracy=result.accuracy, curve=result.curve)
+            weights[priced.candidate.id] = result.weights
+            stopped = f" (stopped after epoch {len(result.curve)})" if result.stopped_early else ""
+            self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}{stopped}, "
+                             f"{self.phase} {priced.seconds(self.phase):.3f} s")
             self.save("interrupted")
+        return weights
+
+    def _export_frontier(self, weights: dict[str, str]) -> None:
         self.frontier = pareto_ids(self.entries, self.phase)
         for candidate_id in self.frontier:
             entry = self._entry(candidate_id)
             entry["on_frontier"] = True
             entry["export"] = export_candidate(self.source, Candidate.from_dict(entry["config"]),
-                                               weights[candidate_id], self.paths.out, self.pricer, log)
-        return self.save("complete")
+                                               weights[candidate_id], self.paths.out, self.pricer,
+                                               self.runtime.log)
 
     def _entry(self, candidate_id: str) -> dict[str, Any]:
         return next(e for e in self.entries if e["id"] == candidate_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +33,7 @@ WEIGHTS = "model.pt"
 
 @dataclass(frozen=True)
 class Schedule:
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
@@ -70,14 +70,8 @@ class TrainResult:
     curve: list[dict[str, float]]
     weights: str
     device: str
-    resumed_from_epoch: int = 0
-    cached: bool = False
+    cached: bool = False  # read back from a finished job's directory
     stopped_early: bool = False  # an early-stopping scheduler ended it: `curve` is partial, `weights` empty
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "accuracy": self.accuracy, "curve": self.curve, "weights": self.weights,
-                "device": self.device}
 
 
 def _file_digest(path: str) -> str:
@@ -188,4 +182,4 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     final = curve[-1]["test_accuracy"] if curve else evaluate(model, splits.test, schedule.batch_size, target)
     write_json(result_path, {"accuracy": final, "curve": curve, "device": str(target), "job": job.spec()})
     checkpoint_path.unlink(missing_ok=True)
-    return TrainResult(job.label, final, curve, str(directory / WEIGHTS), str(target), resumed_from_epoch=start)
+    return TrainResult(job.label, final, curve, str(directory / WEIGHTS), str(target))

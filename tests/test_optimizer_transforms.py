@@ -1,4 +1,6 @@
 """Stages, candidates and ReLU-removal rewrites on real zoo models."""
+import json
+
 import pytest
 import torch
 import torch.nn as nn
@@ -66,8 +68,7 @@ def test_per_layer_culling_removes_single_call_sites(resnet18):
 
 def test_candidate_config_round_trips_through_json():
     candidate = DEEPREDUCE_RELEASED[-1][0]
-    import json
-    assert Candidate.from_dict(json.loads(candidate.to_json())) == candidate
+    assert Candidate.from_dict(json.loads(json.dumps(candidate.to_dict()))) == candidate
     assert candidate.id == "cull-S1_thin_a0.5_r0.5_b2111"
 
 

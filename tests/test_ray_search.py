@@ -28,9 +28,7 @@ pytestmark = [
 # Small enough for a test, big enough to mean something: 5 candidates priced, the strategy's 2 picks trained.
 SEARCH = ["search", "--latency-budget", "10s", "--input-size", "3x8x8", "--alphas", "1", "--rhos", "1",
           "--epochs", "3", "--baseline-epochs", "2", "--criticality-epochs", "1", "--max-train", "3",
-          "--no-progress", "--format", "json"]
-# Ray gives a 1-CPU task one OpenMP thread; the local run gets one too, so both train bit-for-bit alike.
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+          "--train-threads", "1", "--no-progress", "--format", "json"]  # one thread per job: alike bit for bit
 COMPARED = ("id", "config", "relus", "latency", "status", "accuracy", "curve", "on_frontier", "export")
 
 
@@ -39,7 +37,7 @@ def command(out: Path, *extra: str) -> list[str]:
 
 
 def run(out: Path, *extra: str) -> dict:
-    done = subprocess.run(command(out, *extra), capture_output=True, text=True, env=ONE_THREAD, timeout=600)
+    done = subprocess.run(command(out, *extra), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads((out / "frontier.json").read_text())
 
@@ -70,7 +68,7 @@ def test_ray_search_writes_the_same_frontier_as_the_local_one(local_search, tmp_
 def test_a_killed_ray_worker_costs_only_a_retry_of_its_candidate(local_search, tmp_path):
     out = tmp_path / "out"
     driver = subprocess.Popen(command(out, "--executor", "ray"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=ONE_THREAD)
+                              text=True)
     killed: dict[Path, int] = {}
     while driver.poll() is None and not killed:
         for directory in candidate_directories(out):
@@ -94,7 +92,7 @@ def test_a_killed_ray_worker_costs_only_a_retry_of_its_candidate(local_search, t
 def test_a_killed_driver_is_continued_with_resume(local_search, tmp_path):
     out = tmp_path / "out"
     driver = subprocess.Popen(command(out, "--executor", "ray"), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, env=ONE_THREAD)
+                              stderr=subprocess.DEVNULL)
     finished: list[Path] = []
     while driver.poll() is None and not finished:
         finished = [d for d in candidate_directories(out) if (d / RESULT).is_file()]

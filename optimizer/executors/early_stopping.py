@@ -48,8 +48,9 @@ def stopped_result(job: TrainJob, directory: Path) -> TrainResult | None:
     return TrainResult(job.label, curve[-1]["test_accuracy"], curve, weights="", device="", stopped_early=True)
 
 
-def race(jobs: Sequence[TrainJob], directories: Sequence[Path], *, scheduler, device: str, gpus_per_trial: float,
-         max_retries: int, storage: Path, train_in_worker: Callable[..., TrainResult]) -> list[TrainResult | None]:
+def race(jobs: Sequence[TrainJob], directories: Sequence[Path], *, scheduler, device: str, threads: int,
+         gpus_per_trial: float, max_retries: int, storage: Path, train_in_worker: Callable[..., TrainResult]
+         ) -> list[TrainResult | None]:
     """Train `jobs` as Ray Tune trials under `scheduler`; each job's result, or None where the scheduler stopped it."""
     from ray import tune
 
@@ -62,10 +63,10 @@ def race(jobs: Sequence[TrainJob], directories: Sequence[Path], *, scheduler, de
             if point["epoch"] < job.schedule.epochs:
                 tune.report(dict(point))
 
-        train_in_worker(job, str(directory), device, on_epoch=report)
+        train_in_worker(job, str(directory), device, threads, on_epoch=report)
 
     tuner = tune.Tuner(
-        tune.with_resources(trial, {"cpu": 1, "gpu": gpus_per_trial}),
+        tune.with_resources(trial, {"cpu": threads, "gpu": gpus_per_trial}),
         param_space={"job": tune.grid_search(list(range(len(jobs))))},
         tune_config=tune.TuneConfig(scheduler=scheduler),
         run_config=tune.RunConfig(name=f"race-{'-'.join(j.key()[:6] for j in jobs)}"[:120],

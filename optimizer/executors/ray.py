@@ -18,11 +18,13 @@ from tqdm import tqdm
 
 from optimizer.executors.early_stopping import EARLY_STOPPING, race, stopped_result, write_stopped
 from optimizer.io import write_json
-from optimizer.training import RESULT, TrainJob, TrainResult, train
+from optimizer.training import CHECKPOINT, RESULT, TrainJob, TrainResult, train
 from pisim.errors import UserError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install -e .[distributed]"
-WORKER_FILE = "worker.json"  # host and PID of the process training the job, rewritten by each attempt
+# Host and PID of the process training the job and the epoch it resumed from, rewritten by each attempt:
+# what an operator (or a test) needs to find the worker of a job and see that a retry resumed.
+WORKER_FILE = "worker.json"
 # Packages the driver ships to every worker, so workers run the driver's code whatever the cluster has installed.
 SHIPPED_PACKAGES = ("pisim", "cost_models", "optimizer")
 DEFAULT_ADDRESS = "local"  # a private Ray instance on this machine, never someone else's `ray start` cluster
@@ -36,9 +38,18 @@ def _import_ray():
     return ray
 
 
-def _train_in_worker(job: TrainJob, directory: str, device: str,
+def _train_in_worker(job: TrainJob, directory: str, device: str, threads: int,
                      on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
-    write_json(Path(directory) / WORKER_FILE, {"host": socket.gethostname(), "pid": os.getpid()})
+    import torch
+
+    # As many threads as CPUs the task holds: the same count a local search with --train-threads uses, so the
+    # two train bit-for-bit alike on CPU.
+    torch.set_num_threads(threads)
+    checkpoint = Path(directory) / CHECKPOINT
+    resumed_from = (torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+                    if checkpoint.is_file() else 0)
+    write_json(Path(directory) / WORKER_FILE,
+               {"host": socket.gethostname(), "pid": os.getpid(), "resumed_from_epoch": resumed_from})
     return train(job, Path(directory), device=device, progress=False, on_epoch=on_epoch)
 
 
@@ -56,6 +67,7 @@ class RayExecutor:
     directory_of: Callable[[Path, TrainJob], Path]
     address: str = DEFAULT_ADDRESS
     gpus_per_trial: float | None = None  # None: 1 when the cluster has GPUs, else 0
+    threads_per_trial: int = 1  # CPUs each job holds, and torch threads it trains with
     max_retries: int = 3  # attempts after a worker dies, each resuming from the job's last epoch checkpoint
     early_stop: str | None = None  # a key of EARLY_STOPPING, applied to jobs mapped with may_stop_early
 
@@ -103,9 +115,9 @@ class RayExecutor:
     def _tasks(self, jobs: list[TrainJob], directories: list[Path], indices: list[int]
                ) -> Iterator[tuple[int, TrainResult]]:
         ray = self._ray
-        remote = ray.remote(_train_in_worker).options(num_cpus=1, num_gpus=self.gpus_per_trial,
+        remote = ray.remote(_train_in_worker).options(num_cpus=self.threads_per_trial, num_gpus=self.gpus_per_trial,
                                                       max_retries=self.max_retries, retry_exceptions=False)
-        pending = {remote.remote(job, str(directory), self.device): (index, job)
+        pending = {remote.remote(job, str(directory), self.device, self.threads_per_trial): (index, job)
                    for index, job, directory in zip(indices, jobs, directories)}
         bar = tqdm(total=len(pending), desc="ray jobs", unit="job", disable=not self.progress, leave=False)
         try:
@@ -135,9 +147,9 @@ class RayExecutor:
     def _race(self, jobs: list[TrainJob], directories: list[Path], indices: list[int]
               ) -> Iterator[tuple[int, TrainResult]]:
         scheduler = EARLY_STOPPING[self.early_stop](max(job.schedule.epochs for job in jobs))
-        finished = race(jobs, directories, scheduler=scheduler, device=self.device, gpus_per_trial=self.gpus_per_trial,
-                        max_retries=self.max_retries, storage=self.cache_dir / "ray-tune",
-                        train_in_worker=_train_in_worker)
+        finished = race(jobs, directories, scheduler=scheduler, device=self.device, threads=self.threads_per_trial,
+                        gpus_per_trial=self.gpus_per_trial, max_retries=self.max_retries,
+                        storage=self.cache_dir / "ray-tune", train_in_worker=_train_in_worker)
         for index, job, directory, result in zip(indices, jobs, directories, finished):
             if result is None:
                 write_stopped(directory)

@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from pisim.cli import estimate, models
+from pisim.cli import estimate, models, networks, profiles, protocols
 from pisim.errors import UserError
 
-COMMANDS = [estimate, models]
+COMMANDS = [estimate, models, protocols, networks, profiles]
 
 
 def build_parser() -> argparse.ArgumentParser:

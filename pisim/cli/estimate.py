@@ -3,17 +3,23 @@ from __future__ import annotations
 
 import argparse
 
-from pisim.cli.common import add_model_options, add_output_options, emit
+from pisim.cli.common import add_model_options, add_output_options, emit, positive_int
 from pisim.errors import UserError
 from pisim.graph import Captured, CaptureError, capture
 from pisim.loading import load_model, parse_input_size
-from pisim.report.counts import count_table
+from pisim.report.counts import count_table, graph_notes
 
 EXAMPLES = """examples:
   pisim estimate cifar-resnet18                      ReLUs, MACs and params per layer of the CIFAR ResNet18
   pisim estimate resnet50 --input-size 3x224x224     a torchvision classifier, randomly initialised
   pisim estimate model.pt --arch cifar-resnet18      a state dict saved with torch.save(model.state_dict())
   pisim estimate model.pt2 --format latex -o t.tex   a torch.export archive, as a LaTeX table
+  pisim estimate cifar-resnet18 --protocol delphi --network wan
+                                                     seconds and bytes per layer, offline and online, under Delphi
+  pisim estimate delphi-resnet18 --protocol delphi --client-profile delphi-epyc7502 --network cryptonite
+                                                     the setting Garimella et al. measured Delphi in
+
+`pisim protocols`, `pisim networks` and `pisim profiles` list the shipped choices and the source of every constant.
 """
 
 
@@ -25,7 +31,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(parser)
     parser.add_argument("--strict", action="store_true",
-                        help="fail when the model has ops no cost handler knows, instead of listing them")
+                        help="fail when the model has ops no cost handler knows (or, with --protocol, ops the "
+                             "protocol does not price), instead of listing them")
+    cost = parser.add_argument_group(
+        "protocol costs", "with --protocol, add per-layer offline and online latency, communication and client "
+                          "storage (offline and online are always reported separately)")
+    cost.add_argument("--protocol", metavar="NAME_OR_TOML",
+                      help="delphi, client-garbler, gazelle, cheetah, or a protocol TOML file (`pisim protocols`)")
+    cost.add_argument("--network", metavar="NAME_OR_TOML", default="lan",
+                      help="lan, wan, cryptonite (100 Mbit/s up, 500 down) or a network TOML (default: %(default)s)")
+    cost.add_argument("--client-profile", metavar="NAME_OR_TOML",
+                      help="client hardware profile or a TOML from `pisim calibrate` (default: the protocol's)")
+    cost.add_argument("--server-profile", metavar="NAME_OR_TOML",
+                      help="server hardware profile or a TOML from `pisim calibrate` (default: the protocol's)")
+    cost.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                      help="threads each party computes with; compute scales linearly (default: %(default)s)")
     add_output_options(parser)
     parser.set_defaults(handler=run)
 
@@ -48,6 +68,19 @@ def capture_from_args(args: argparse.Namespace) -> Captured:
 
 
 def run(args: argparse.Namespace) -> int:
-    captured = capture_from_args(args)
-    emit(count_table(captured.graph), args)
+    if args.protocol is None:
+        if any(getattr(args, o) not in (None, d) for o, d in
+               (("network", "lan"), ("client_profile", None), ("server_profile", None), ("threads", 1))):
+            raise UserError("--network, --client-profile, --server-profile and --threads need --protocol")
+        emit(count_table(capture_from_args(args).graph), args)
+        return 0
+    import cost_models
+    setting = cost_models.load_setting(args.protocol, args.network, args.client_profile, args.server_profile,
+                                       args.threads)
+    graph = capture_from_args(args).graph
+    estimate = cost_models.price(graph, setting)
+    if args.strict and estimate.unpriced:
+        names = ", ".join(f"{op.label} ({op.kind.value})" for op in estimate.unpriced)
+        raise UserError(f"--strict: {setting.protocol.name} does not price {len(estimate.unpriced)} op(s): {names}")
+    emit(estimate.table(graph_notes(graph)), args)
     return 0

@@ -64,8 +64,23 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# Elementwise layers whose output has their input's shape: on meta tensors they are skipped rather than run
+# (batch norm's meta kernel is a slow Python decomposition and would dominate capture time).
+_SHAPE_PRESERVING_MODULES = (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Dropout,
+                             nn.Dropout2d, nn.Identity, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish)
+
+
 class _ShapeRecorder(fx.Interpreter):
-    """Runs the graph on fake tensors and records each node's output shape in node.meta["pisim_shape"]."""
+    """Runs the graph on meta or fake tensors and records each node's output shape in node.meta["pisim_shape"]."""
+
+    def __init__(self, module: fx.GraphModule, skip_shape_preserving: bool):
+        super().__init__(module)
+        self.skip_shape_preserving = skip_shape_preserving
+
+    def call_module(self, target, args, kwargs):
+        if self.skip_shape_preserving and isinstance(self.fetch_attr(target), _SHAPE_PRESERVING_MODULES):
+            return args[0]
+        return super().call_module(target, args, kwargs)
 
     def run_node(self, node: fx.Node) -> Any:
         result = super().run_node(node)
@@ -82,7 +97,7 @@ class _RecorderHost(nn.Module):
         self.traced = traced
 
     def forward(self, example: torch.Tensor) -> Any:
-        return _ShapeRecorder(self.traced).run(example)
+        return _ShapeRecorder(self.traced, skip_shape_preserving=example.device.type == "meta").run(example)
 
 
 def _propagate_fake_shapes(traced: fx.GraphModule, input_shape: Shape) -> None:
@@ -91,7 +106,8 @@ def _propagate_fake_shapes(traced: fx.GraphModule, input_shape: Shape) -> None:
     meta_state = {name: torch.empty_like(t, device="meta")
                   for name, t in [*host.named_parameters(), *host.named_buffers()]}
     try:
-        torch.func.functional_call(host, meta_state, (torch.empty(input_shape, device="meta"),))
+        with torch.inference_mode():
+            torch.func.functional_call(host, meta_state, (torch.empty(input_shape, device="meta"),))
         return
     except Exception:
         pass

@@ -15,6 +15,13 @@ def scaled_width(base: int, alpha: float) -> int:
     return max(1, int(base * alpha))
 
 
+def projection_shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Sequential:
+    """Identity (an empty Sequential) when shapes match, else a strided 1x1 conv and BN (option B)."""
+    if stride == 1 and in_planes == out_planes:
+        return nn.Sequential()
+    return nn.Sequential(nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes))
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -26,11 +33,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.relu2 = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
-            )
+        self.shortcut = projection_shortcut(in_planes, planes, stride)
 
     def forward(self, x):
         out = self.relu1(self.bn1(self.conv1(x)))
@@ -53,11 +56,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(planes, out_planes, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu3 = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != out_planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm2d(out_planes)
-            )
+        self.shortcut = projection_shortcut(in_planes, out_planes, stride)
 
     def forward(self, x):
         out = self.relu1(self.bn1(self.conv1(x)))
@@ -137,26 +136,23 @@ class HeResNet(nn.Module):
         return self.linear(self.avgpool(out).flatten(1))
 
 
-class PaddedShortcutBlock(nn.Module):
-    """BasicBlock whose down-sampling shortcut subsamples and zero-pads channels (He et al., option A)."""
+class ZeroPadShortcut(nn.Module):
+    """He et al.'s option A: subsample spatially and zero-pad the new channels; no parameters."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    def __init__(self, stride: int, pad_channels: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu2 = nn.ReLU(inplace=True)
         self.stride = stride
-        self.pad_channels = planes - in_planes
+        self.pad_channels = pad_channels
 
     def forward(self, x):
-        out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x
-        if self.stride != 1 or self.pad_channels:
-            shortcut = x[:, :, :: self.stride, :: self.stride]
-            half = self.pad_channels // 2
-            shortcut = F.pad(shortcut, (0, 0, 0, 0, half, self.pad_channels - half))
-        return self.relu2(out + shortcut)
+        half = self.pad_channels // 2
+        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, half, self.pad_channels - half))
+
+
+class PaddedShortcutBlock(BasicBlock):
+    """BasicBlock whose down-sampling shortcut is option A (ZeroPadShortcut) instead of a 1x1 conv."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__(in_planes, planes, stride)
+        if stride != 1 or in_planes != planes:
+            self.shortcut = ZeroPadShortcut(stride, planes - in_planes)

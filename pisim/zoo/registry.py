@@ -7,6 +7,7 @@ from typing import Callable
 import torch.nn as nn
 
 from pisim.zoo.cifar_resnet import BasicBlock, Bottleneck, CifarResNet, HeResNet
+from pisim.zoo.delphi_resnet import delphi_resnet18, delphi_resnet32
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry("cifar-resnet20", "He et al. CIFAR ResNet-20 (16/32/64 channels, option-A shortcuts)", _he(20)),
         ZooEntry("cifar-resnet32", "He et al. CIFAR ResNet-32 (16/32/64 channels, option-A shortcuts)", _he(32)),
         ZooEntry("cifar-resnet56", "He et al. CIFAR ResNet-56 (16/32/64 channels, option-A shortcuts)", _he(56)),
+        ZooEntry("delphi-resnet18", "ResNet18 as Delphi ran it on CIFAR: 17 plain convs, no shortcuts, 2x2 avg-pool, FC 2048->10",
+                 delphi_resnet18, reshapable=False),
+        ZooEntry("delphi-resnet18-tiny", "ResNet18 as Delphi ran it on TinyImageNet 64x64: FC 8192->200",
+                 lambda num_classes=200, **kw: delphi_resnet18(num_classes, 64, **kw), (3, 64, 64), reshapable=False),
+        ZooEntry("delphi-resnet32", "ResNet-32 as Delphi ran it on CIFAR: 31 plain convs on 16/32/64 channels, FC 1024->10",
+                 delphi_resnet32, reshapable=False),
     ]
 }
 

@@ -1,0 +1,129 @@
+"""Pricing an op graph under a setting: per call site `Cost`s, totals and latencies by phase."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from cost_models.cost import PHASES, ZERO, Cost
+from cost_models.setting import PricingSetting
+from pisim.graph import OpGraph, OpKind, OpNode
+
+COST_CONVENTIONS = (
+    "online and offline are separate phases; latency of a phase = client compute + server compute "
+    "+ bytes up / upload bandwidth + bytes down / download bandwidth + round trips x RTT (no overlap)",
+    "up = client -> server, down = server -> client; storage = bytes held from offline until online",
+    "compute divides by --threads (linear speed-up, as the Cryptonite simulator assumes)",
+    "ReLU6 priced as the protocol computes it: Delphi's circuit always clamps at 6, so it costs a ReLU; "
+    "OT-based comparison needs a second comparison",
+    "max-pool comparisons priced as ReLUs: max(a, b) = b + ReLU(a - b)",
+)
+
+SETUP = "(setup)"
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str          # graph key (fx node name), or "(setup)" for once-per-inference costs
+    label: str
+    kind: str
+    relus: int         # ReLU elements still priced at this call site
+    poly: int          # elements priced as a degree-2 polynomial
+    cost: Cost
+
+
+@dataclass(frozen=True)
+class Estimate:
+    setting: PricingSetting
+    layers: tuple[LayerCost, ...]
+    total: Cost
+    relus: int
+    graph: OpGraph = field(repr=False)
+    unpriced: tuple[OpNode, ...] = ()
+    conventions: tuple[str, ...] = field(default=COST_CONVENTIONS)
+
+    def table(self, notes: list[str] | None = None):
+        """The per-layer `pisim.report.Table` (counting columns plus offline and online costs)."""
+        from cost_models.report import estimate_table
+
+        return estimate_table(self, notes)
+
+    def __str__(self) -> str:
+        return self.table().render("table")
+
+    def __repr__(self) -> str:
+        s = self.setting
+        return (f"Estimate({self.graph.source}, {s.protocol.name}/{s.network.name}, relus={self.relus}, "
+                f"offline={self.latency('offline'):.4g} s, online={self.latency('online'):.4g} s)")
+
+    def latency(self, phase: str = "total") -> float:
+        """Seconds for `phase` in online|offline|total, over the setting's network."""
+        if phase == "total":
+            return sum(self.latency(p) for p in PHASES)
+        if phase not in PHASES:
+            raise ValueError(f"phase must be online, offline or total, not {phase!r}")
+        return phase_latency(self.total, phase, self.setting)
+
+    def layer_latency(self, layer: LayerCost, phase: str) -> float:
+        return phase_latency(layer.cost, phase, self.setting)
+
+    def to_dict(self) -> dict:
+        return {
+            "setting": self.setting.describe(),
+            "relus": self.relus,
+            "latency": {f"{p}_s": self.latency(p) for p in (*PHASES, "total")},
+            "communication": {f"{p}_bytes": self.total.phase(p).up_bytes + self.total.phase(p).down_bytes
+                              for p in PHASES},
+            "total": self.total.to_dict(),
+            "layers": [{"name": l.name, "label": l.label, "kind": l.kind, "relus": l.relus, "poly": l.poly,
+                        **{f"{p}_s": self.layer_latency(l, p) for p in PHASES}, "cost": l.cost.to_dict()}
+                       for l in self.layers],
+            "unpriced": [{"name": op.name, "label": op.label, "kind": op.kind.value} for op in self.unpriced],
+            "conventions": list(self.conventions),
+        }
+
+
+def phase_latency(cost: Cost, phase: str, setting: PricingSetting) -> float:
+    part = cost.phase(phase)
+    return part.client_s + part.server_s + setting.network.transfer_seconds(part.up_bytes, part.down_bytes,
+                                                                            part.rounds)
+
+
+def price(graph: OpGraph, setting: PricingSetting, relu_kept: Mapping[str, int] | None = None,
+          poly_elements: Mapping[str, int] | None = None) -> Estimate:
+    """Price every call site of `graph`; `relu_kept[name]` ReLU elements kept there (default all),
+    `poly_elements[name]` elements computed as a degree-2 polynomial there. No tracing: pure arithmetic."""
+    relu_kept, poly_elements = relu_kept or {}, poly_elements or {}
+    protocol, ctx = setting.protocol, setting.context
+    layers: list[LayerCost] = []
+    unpriced: list[OpNode] = []
+    if protocol.setup:
+        setup = sum((h.price(None, 0, ctx) for h in protocol.setup), ZERO)
+        layers.append(LayerCost(SETUP, SETUP, "setup", 0, 0, setup.compute_scaled(setting.threads)))
+    total_relus = 0
+    for op in graph.ops:
+        handler = protocol.ops.get(op.kind)
+        if handler is None:
+            if op.kind not in (OpKind.INPUT, OpKind.OUTPUT, OpKind.SHAPE):
+                unpriced.append(op)
+            continue
+        relus = _kept(op, relu_kept)
+        units = relus if op.kind == OpKind.RELU else op.comparisons
+        poly = int(poly_elements.get(op.name, 0))
+        cost = handler.price(op, units, ctx)
+        if poly:
+            cost = cost + protocol.poly.price(op, poly, ctx)
+        if cost is ZERO and not relus:
+            continue
+        total_relus += relus
+        layers.append(LayerCost(op.name, op.label, op.kind.value, relus, poly, cost.compute_scaled(setting.threads)))
+    total = sum((layer.cost for layer in layers), ZERO)
+    return Estimate(setting, tuple(layers), total, total_relus, graph, tuple(unpriced))
+
+
+def _kept(op: OpNode, relu_kept: Mapping[str, int]) -> int:
+    if op.kind != OpKind.RELU:
+        return 0
+    kept = int(relu_kept.get(op.name, op.relu_elements))
+    if not 0 <= kept <= op.relu_elements:
+        raise ValueError(f"relu_kept[{op.name!r}] = {kept} is outside 0..{op.relu_elements}")
+    return kept

@@ -1,0 +1,57 @@
+"""Hardware profiles: what one machine pays per cryptographic primitive, each value with its source.
+
+Schema `pisim.profile/1` (documented in docs/architecture.md; `pisim calibrate` writes it):
+
+    schema = "pisim.profile/1"
+    name = "delphi-epyc7502"
+    description = "..."
+    [constants.he_key_switch]
+    value = 3.79e-3
+    unit = "s"
+    source = "..."      # paper/table, code file, or calibration run
+    repeats = 10        # optional, calibrated values
+    spread = 1.2e-4     # optional, same unit as value
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cost_models.constants import Constant, ConstantSpec, parse_constants, read_toml, require
+from cost_models.datafiles import resolve
+from pisim.errors import UserError
+
+PROFILE_SCHEMA = "pisim.profile/1"
+
+PROFILE_CONSTANTS: dict[str, ConstantSpec] = {
+    "gc_garble_per_and": ConstantSpec("s"),     # garble one AND gate (free-XOR: XORs are free)
+    "gc_eval_per_and": ConstantSpec("s"),       # evaluate one AND gate
+    "gc_encode_per_label": ConstantSpec("s"),   # encode one input wire into its label
+    "he_ct_pt_multiply": ConstantSpec("s"),     # BFV ciphertext x plaintext multiply (and the add that follows)
+    "he_key_switch": ConstantSpec("s"),         # one key switch: a rotation by a power of two, or relinearisation
+    "he_ciphertext_io": ConstantSpec("s"),      # (de)serialise one ciphertext
+    "he_encrypt": ConstantSpec("s"),            # encode and encrypt one ciphertext
+    "he_decrypt": ConstantSpec("s"),            # decrypt and decode one ciphertext
+    "he_keygen": ConstantSpec("s"),             # secret, public, relinearisation and Galois keys, once
+    "share_mac": ConstantSpec("s"),             # one multiply-accumulate on additive shares in the field
+}
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    name: str
+    description: str
+    path: Path
+    constants: dict[str, Constant]
+
+    def __getitem__(self, key: str) -> float:
+        return self.constants[key].value
+
+
+def load_profile(name_or_path: str | Path) -> HardwareProfile:
+    path = resolve("profiles", name_or_path)
+    document = read_toml(path)
+    if document.get("schema") != PROFILE_SCHEMA:
+        raise UserError(f"{path}: schema must be '{PROFILE_SCHEMA}', got {document.get('schema')!r}")
+    return HardwareProfile(require(document, "name", str, path), require(document, "description", str, path),
+                           path, parse_constants(document, PROFILE_CONSTANTS, path))

@@ -1,0 +1,43 @@
+"""The Python API: `pisim.estimate` and re-pricing one captured graph without tracing again."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch.fx
+
+import cost_models
+import pisim
+from pisim.graph import capture
+from pisim.zoo import build_zoo_model
+
+
+def test_import_pisim_stays_light():
+    code = "import sys, pisim; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_estimate_api_returns_the_estimate_price_returns():
+    estimate = pisim.estimate("cifar-resnet20", (3, 32, 32), protocol="client-garbler", network="wan")
+    graph = capture(build_zoo_model("cifar-resnet20"), (3, 32, 32)).graph
+    direct = cost_models.price(graph, cost_models.load_setting("client-garbler", "wan"))
+    assert estimate.relus == direct.relus == graph.total_relus
+    assert estimate.latency("online") == pytest.approx(direct.latency("online"))
+    assert "online" in str(estimate) and "offline" in str(estimate)
+
+
+def test_repricing_never_traces(monkeypatch):
+    graph = capture(build_zoo_model("cifar-resnet18"), (3, 32, 32)).graph
+
+    def no_tracing(*args, **kwargs):
+        raise AssertionError("price() traced the model again")
+
+    monkeypatch.setattr(torch.fx, "symbolic_trace", no_tracing)
+    monkeypatch.setattr(torch.export, "export", no_tracing)
+    online = {name: cost_models.price(graph, cost_models.load_setting(name, "lan")).latency("online")
+              for name in ("delphi", "client-garbler", "gazelle", "cheetah")}
+    assert len(set(online.values())) == 4
+    first = graph.relu_ops[0]
+    halved = cost_models.price(graph, cost_models.load_setting("delphi"), relu_kept={first.name: 0})
+    assert halved.relus == graph.total_relus - first.relu_elements

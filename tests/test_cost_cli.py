@@ -1,0 +1,40 @@
+"""`pisim estimate --protocol ...` tables against golden files (PISIM_UPDATE_GOLDEN=1 regenerates them)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_golden, run_cli
+
+FORMATS = {"table": "txt", "json": "json", "csv": "csv", "md": "md", "latex": "tex"}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_delphi_wan_estimate_matches_golden(fmt):
+    result = run_cli("estimate", "cifar-resnet20", "--protocol", "delphi", "--network", "wan", "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    assert_golden(f"cost_estimate_cifar_resnet20.{FORMATS[fmt]}", result.stdout)
+
+
+def test_estimate_json_keeps_counts_and_separates_phases(tmp_path):
+    out = tmp_path / "e.json"
+    result = run_cli("estimate", "cifar-resnet20", "--protocol", "gazelle", "--network", "cryptonite",
+                     "--client-profile", "delphi-epyc7502", "--threads", "4", "--format", "json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(out.read_text())
+    totals, estimate = document["totals"], document["estimate"]
+    # ResNet-20: stem + 6 ReLU layers at 16x32x32, 6 at 32x16x16, 6 at 64x8x8
+    assert totals["relus"] == estimate["relus"] == 7 * 16_384 + 6 * 8_192 + 6 * 4_096
+    assert totals["online_s"] == pytest.approx(estimate["latency"]["online_s"])
+    assert totals["offline_s"] == pytest.approx(estimate["latency"]["offline_s"])
+    assert estimate["setting"] == {"protocol": "gazelle", "network": "cryptonite", "client_profile": "delphi-epyc7502",
+                                   "server_profile": "delphi-epyc7502", "threads": 4}
+    assert {"macs", "comparisons", "online_s", "offline_s", "client_storage_mb"} <= set(document["rows"][1])
+
+
+def test_strict_refuses_ops_the_protocol_does_not_price():
+    result = run_cli("estimate", "mobilenet_v3_small", "--input-size", "3x32x32", "--protocol", "delphi", "--strict")
+    assert result.returncode == 2
+    assert "does not price" in result.stderr or "no cost handler" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
