@@ -6,7 +6,6 @@ from pathlib import Path
 from pisim.errors import UserError
 
 DATA_DIR = Path(__file__).with_name("data")
-KINDS = ("protocols", "profiles", "networks")
 
 
 def shipped(kind: str) -> dict[str, Path]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from cost_models.constants import ConstantSpec
-from cost_models.cost import ZERO, Cost
+from cost_models.cost import PHASES, ZERO, Cost
 from cost_models.he_packing import HeLinearCounts, conv_counts, fc_counts
 from cost_models.primitives import (Parties, compute, encode_labels, evaluate, garble, he_client_round_trip,
                                     he_evaluate, hold, oblivious_transfers, other, send, send_labels, share_macs)
@@ -45,7 +45,6 @@ class Handler:
 
 
 PARTIES = ("client", "server")
-PHASES = ("offline", "online")
 
 _GC = {
     "relu_and_gates": ConstantSpec("AND gates", positive=True),

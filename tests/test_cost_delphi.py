@@ -68,3 +68,14 @@ def test_shortcut_convs_add_cost_the_plain_network_does_not_have(setting):
     assert len(graph.of_kind(OpKind.CONV2D)) == 20
     assert resnet.relus == plain.relus
     assert sum(he_seconds(resnet)) > sum(he_seconds(plain)) * 1.05
+
+
+@pytest.mark.parametrize("protocol,online_s,offline_comm_s", [("delphi", 206, 223), ("client-garbler", 98.7, 790)])
+def test_roles_agree_with_the_cryptonite_simulator(protocol, online_s, offline_comm_s):
+    """Our re-run of the Cryptonite simulator (reference 3): Atom client, one-thread EPYC, 100/500 Mbit/s."""
+    setting = cost_models.load_setting(protocol, "cryptonite", "atom-z8350", "epyc7502-1thread")
+    _, estimate = priced("delphi-resnet18", (3, 32, 32), 10, setting)
+    offline = estimate.total.offline
+    assert estimate.latency("online") == pytest.approx(online_s, rel=0.10)
+    assert setting.network.transfer_seconds(offline.up_bytes, offline.down_bytes, 0) == pytest.approx(
+        offline_comm_s, rel=0.10)

@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from pisim.cli import estimate, models, networks, profiles, protocols
+from pisim.cli import calibrate, estimate, models, networks, profiles, protocols, validate
 from pisim.errors import UserError
 
-COMMANDS = [estimate, models, protocols, networks, profiles]
+COMMANDS = [estimate, models, protocols, networks, profiles, calibrate, validate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Real cryptography behind `pisim calibrate` and `pisim validate`: garbled circuits, OT extension, BFV."""

@@ -1,0 +1,67 @@
+"""`pisim calibrate`: measure this machine's cryptography and write a hardware profile."""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cost_models.calibrate import FULL, QUICK, calibrate, profile_toml
+from pisim.errors import UserError
+from pisim.io import atomic_write
+from pisim.report import FORMATS, Column, Table
+
+EXAMPLES = """examples:
+  pisim calibrate --quick --out laptop.toml         under a minute: fewer repeats, 4,096-ReLU garbling
+  pisim calibrate --out server.toml --name server   the full run (a few minutes; it says how long up front)
+  pisim estimate cifar-resnet18 --server-profile server.toml --client-profile laptop.toml
+  pisim validate cifar-resnet18 --layers layer2.0.relu1 --client-profile laptop.toml --server-profile laptop.toml
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "calibrate", help="measure this machine's GC, OT and HE speed and write a hardware profile",
+        description="Run real cryptography on this machine -- a half-gates garbled ReLU circuit over Delphi's "
+                    "41-bit field, IKNP oblivious transfer, and SEAL's BFV at N = 8192 -- and write a hardware "
+                    "profile (schema pisim.profile/1) that `pisim estimate` and `pisim validate` accept as "
+                    "--client-profile / --server-profile. Each constant is the median of repeated runs on one "
+                    "thread, stored with its repeats, spread and what was measured; the file also records the "
+                    "CPU, core count, library versions and date.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="profile to write (TOML; written atomically, only after every benchmark finished)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats and smaller batches: under a minute, noisier constants")
+    parser.add_argument("--name", metavar="NAME",
+                        help="profile name recorded in the file (default: the file name without .toml)")
+    parser.add_argument("--format", choices=FORMATS, default="table",
+                        help="format of the summary printed to stdout (default: %(default)s)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name = args.name or re.sub(r"\.toml$", "", args.out.replace("\\", "/").rsplit("/", 1)[-1])
+    if not name:
+        raise UserError(f"cannot name a profile after {args.out!r}: pass --name")
+    target = Path(args.out)
+    if target.is_dir() or any(parent.exists() and not parent.is_dir() for parent in target.parents):
+        raise UserError(f"cannot write a profile to {args.out}: not a file path")
+    sizes = QUICK if args.quick else FULL
+    result = calibrate(sizes, progress=lambda items, what: tqdm(items, desc=what, unit="benchmark", file=sys.stderr),
+                       announce=lambda text: print(text, file=sys.stderr))
+    atomic_write(args.out, profile_toml(result, name))
+    print(f"wrote {args.out}", file=sys.stderr)
+    rows = [{"constant": c.name, "value": c.value, "unit": c.unit, "repeats": c.repeats,
+             "spread": c.spread} for c in result.constants]
+    rows += [{"constant": c.name, "value": c.value, "unit": c.unit, "repeats": None, "spread": None}
+             for c in result.implementation]
+    columns = [Column("constant", "constant", numeric=False), Column("value", "value"),
+               Column("unit", "unit", numeric=False), Column("repeats", "repeats"), Column("spread", "spread")]
+    notes = [f"{result.provenance['cpu']}, {result.provenance['cores']} cores, one thread, "
+             f"{result.sizes.name} run of {result.provenance['seconds']} s",
+             "rows without repeats are fixed by the implementation ([implementation] in the profile)"]
+    sys.stdout.write(Table(f"profile {name}", columns, rows, notes=notes).render(args.format))
+    return 0

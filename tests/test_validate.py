@@ -1,0 +1,73 @@
+"""`pisim validate` executes real layers and compares them with the cost model, term by term."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cost_models
+from cost_models.calibrate import DELPHI_PRIME, Sizes, calibrate, profile_toml
+from cost_models.validate import implementation_constants, select_layers, validate, with_implementation
+from pisim.graph import capture
+from pisim.zoo.registry import build_zoo_model
+
+SMALL = Sizes("test", relus=2048, gc_repeats=1, he_repeats=1, he_batch=2, keygen_repeats=1)
+
+
+def pisim(*args):
+    return subprocess.run([sys.executable, "-m", "pisim", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("validate") / "here.toml"
+    path.write_text(profile_toml(calibrate(SMALL), "here"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def resnet20():
+    return capture(build_zoo_model("cifar-resnet20"), (3, 32, 32)).graph
+
+
+def test_relu_and_conv_layers_run_and_bytes_match_the_model(profile, resnet20):
+    setting = with_implementation(cost_models.load_setting("delphi", "lan", str(profile), str(profile)),
+                                  implementation_constants(profile))
+    layers = select_layers(resnet20, ["layer1.0.relu1", "layer1.0.conv1"], setting)
+    relu, conv = validate(resnet20, layers, setting, DELPHI_PRIME, np.random.default_rng(0))
+    assert "output equals the plaintext ReLU" in relu.notes[0]
+    assert "equals the plaintext conv mod t" in conv.notes[0]
+    terms = {(t.layer, t.phase, t.field): t for t in relu.terms + conv.terms}
+    n = 16 * 32 * 32
+    # OT correction columns up, and the garbler's share labels online: exactly what the model counts
+    assert terms[("layer1.0.relu1", "offline", "up_bytes")].measured == 16 * 41 * n + 32  # + the base-OT key
+    assert terms[("layer1.0.relu1", "online", "down_bytes")].error_pct == 0
+    # ciphertexts both ways: the model's count times the calibrated ciphertext size, within SEAL's compression noise
+    assert abs(terms[("layer1.0.conv1", "offline", "up_bytes")].error_pct) < 1
+    assert abs(terms[("layer1.0.conv1", "offline", "down_bytes")].error_pct) < 1
+    assert terms[("layer1.0.relu1", "online", "client_s")].parts.keys() == {"evaluate"}
+    assert terms[("layer1.0.relu1", "online", "client_s")].measured > 0
+
+
+def test_cli_table_and_tolerance_exit_codes(profile):
+    args = ["validate", "cifar-resnet20", "--layers", "layer3.0.relu1", "--profile", str(profile), "--format", "csv",
+            "--repeats", "1"]
+    loose = pisim(*args, "--tolerance", "1e9")
+    assert loose.returncode == 0, loose.stderr
+    header, *rows = loose.stdout.splitlines()
+    assert header.startswith("layer,phase,term,unit,predicted,measured,error (%)")
+    assert {row.split(",")[1] for row in rows} == {"offline", "online"}
+    strict = pisim(*args, "--tolerance", "0")
+    assert strict.returncode == 1 and "outside 0%: layer3.0.relu1" in strict.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers", "layer9.relu"], "no layer 'layer9.relu'"),
+    (["--layers", "linear"], "validate executes relu and conv2d layers"),
+    (["--layers", "relu"], "needs this machine's profile"),
+])
+def test_bad_requests_are_one_line_errors(profile, args, message):
+    extra = [] if "needs" in message else ["--profile", str(profile)]
+    done = pisim("validate", "cifar-resnet20", *args, *extra)
+    assert done.returncode == 2 and message in done.stderr
+    assert done.stderr.strip().count("\n") == 0
