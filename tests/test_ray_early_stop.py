@@ -31,12 +31,13 @@ def cluster():
 
 
 @pytest.mark.slow
-def test_asha_stops_hopeless_candidates_and_a_resume_keeps_its_decisions(cluster, tmp_path):
+def test_asha_stops_hopeless_candidates_and_a_resume_keeps_its_decisions(cluster, tmp_path, capsys):
     # A learning rate of 1e-7 leaves a network at chance (~10%); 0.05 reaches ~85% after one epoch.
     jobs = [candidate_job("good-a", 0.05), candidate_job("hopeless-a", 1e-7),
             candidate_job("good-b", 0.04), candidate_job("hopeless-b", 1e-7)]
     executor = make_executor("ray", tmp_path, "cpu", progress=False, options={"early_stop": "asha"})
     results = list(executor.map(jobs, may_stop_early=True))
+    assert capsys.readouterr().out == ""  # Tune's chatter must not mix into a search's --format json on stdout
 
     assert [r.label for r in results] == [j.label for j in jobs]
     stopped = {r.label for r in results if r.stopped_early}

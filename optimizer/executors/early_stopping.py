@@ -8,6 +8,8 @@ reproducible even with a fixed seed; the trained survivors are.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -72,7 +74,8 @@ def race(jobs: Sequence[TrainJob], directories: Sequence[Path], *, scheduler, de
         run_config=tune.RunConfig(name=f"race-{'-'.join(j.key()[:6] for j in jobs)}"[:120],
                                   storage_path=str(storage), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=max_retries)))
-    grid = tuner.fit()
+    with contextlib.redirect_stdout(sys.stderr):  # Tune prints its experiment summary whatever the verbosity;
+        grid = tuner.fit()                      # stdout carries only the search's results (--format json)
     if grid.errors:
         raise UserError(f"{len(grid.errors)} of {len(jobs)} candidates failed on Ray Tune after {max_retries} "
                         f"retries (first: {str(grid.errors[0]).splitlines()[0]}); finished candidates are saved, "
