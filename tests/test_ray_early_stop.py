@@ -41,7 +41,10 @@ def test_asha_stops_hopeless_candidates_and_a_resume_keeps_its_decisions(cluster
 
     assert [r.label for r in results] == [j.label for j in jobs]
     stopped = {r.label for r in results if r.stopped_early}
-    assert stopped and stopped <= {"hopeless-a", "hopeless-b"}
+    # Two at a time on 2 CPUs, in this order. good-a is the first good candidate at every rung, so it is never
+    # below the cut; hopeless-b starts last and meets good-a's record at the first rung, so it always stops. The
+    # others depend on finishing order (ASHA may also stop good-b at the second rung, if below good-a there).
+    assert "good-a" not in stopped and "hopeless-b" in stopped
     for job, result in zip(jobs, results):
         directory = job_directory(tmp_path, job)
         if result.stopped_early:
