@@ -34,6 +34,15 @@ def test_ray_options_need_the_ray_executor(tmp_path, option):
     assert not (tmp_path / "out").exists()
 
 
+def test_cuda_without_gpus_per_trial_is_refused_before_anything_is_written(tmp_path):
+    pytest.importorskip("ray")
+    done = search("--executor", "ray", "--device", "cuda", "--gpus-per-trial", "0", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["optimizer: error: --device cuda on Ray needs --gpus-per-trial above 0 "
+                                                "(Ray hides GPUs from tasks that did not ask for one)"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_documents_the_ray_options_and_early_stopping():
     done = subprocess.run([sys.executable, "-m", "optimizer", "search", "--help"], capture_output=True, text=True,
                           timeout=60)

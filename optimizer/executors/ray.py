@@ -77,6 +77,8 @@ class RayExecutor:
             raise UserError(f"unknown early stopping {self.early_stop!r}; choose from {', '.join(EARLY_STOPPING)}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise UserError("--gpus-per-trial must be 0 or more")
+        if self.gpus_per_trial == 0:
+            self._check_device()
         # Workers on other machines resolve paths on their own: a relative path would land in their cwd.
         self.cache_dir = Path(self.cache_dir).resolve()
 
@@ -90,6 +92,9 @@ class RayExecutor:
                 raise UserError(f"cannot reach the Ray cluster at {self.address!r}: {error}") from None
         if self.gpus_per_trial is None:
             self.gpus_per_trial = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+            self._check_device()
+
+    def _check_device(self) -> None:
         if self.device.startswith("cuda") and not self.gpus_per_trial:
             raise UserError(f"--device {self.device} on Ray needs --gpus-per-trial above 0 (Ray hides GPUs from "
                             "tasks that did not ask for one)")
@@ -102,6 +107,7 @@ class RayExecutor:
         remaining = [i for i in range(len(jobs)) if i not in settled]
         if remaining:
             self._connect()
+        # A lone job has no rival to be cut against: it trains as a plain task.
         run = self._race if may_stop_early and self.early_stop and len(remaining) > 1 else self._tasks
         yield from _in_order(len(jobs), settled, run([jobs[i] for i in remaining], [directories[i] for i in remaining],
                                                      remaining))
