@@ -1,7 +1,7 @@
 """What a candidate costs on Ray beyond its training: the same small training job run by the local executor
 (the reference) and as Ray tasks on a private local Ray cluster, measured in the same run.
 
-Figures: cluster start; the first task (a fresh worker process: start, shipped code, torch import); the per-task
+Figures: a task's round trip without training (scheduling and shipping the job); cluster start; the first task (a fresh worker process: start, shipped code, torch import); the per-task
 overhead once workers are warm (Ray median minus local median, one task at a time); all jobs at once on the
 cluster's CPUs beside the local executor's sequential loop; and the checkpoint each candidate writes per epoch.
 Usage: python benchmarks/bench_ray_overhead.py [--jobs 6] [--cpus 2]
@@ -39,6 +39,22 @@ def timed(executor, jobs) -> float:
     return time.perf_counter() - start
 
 
+def settled_job(job: TrainJob) -> str:
+    return job.label
+
+
+def round_trip_ms(ray, job: TrainJob, repeats: int = 20) -> float:
+    """Submit, schedule, ship a job and return: what Ray adds to a candidate, without training's noise."""
+    remote = ray.remote(settled_job).options(num_cpus=1)
+    ray.get(remote.remote(job))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ray.get(remote.remote(job))
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
 def checkpoint_mib(model: str, num_classes: int) -> float:
     """Weights plus SGD momentum, float32: what each epoch's checkpoint holds beyond a few scalars."""
     parameters = sum(p.numel() for p in ZOO[model].build(num_classes=num_classes).parameters())
@@ -67,6 +83,7 @@ def main() -> None:
     warm_workers = timed(remote, [job(3000 + cpu) for cpu in range(args.cpus)])
     batch = [job(2000 + seed) for seed in range(args.jobs)]
     ray_batch = timed(remote, batch)
+    task_ms = round_trip_ms(ray, job(0))
     ray.shutdown()
     local_batch = timed(local, batch)
     assert all(job_directory(root / "ray", j).is_dir() for j in batch)
@@ -79,6 +96,7 @@ def main() -> None:
     print(f"{'ray, one job, warm worker':<44}{ray_median:>10.2f}{min(ray_times):>10.2f}")
     print(f"{'ray overhead per candidate (warm)':<44}{ray_median - local_median:>10.2f}"
           f"{min(ray_times) - min(local_times):>10.2f}")
+    print(f"{'ray task round trip, job in and out (ms)':<44}{task_ms:>10.2f}")
     print(f"{'ray cluster start (once per search)':<44}{cluster_start:>10.2f}")
     print(f"{'ray first job (cold worker + code + torch)':<44}{first_task:>10.2f}")
     print(f"{f'ray, {args.cpus} jobs at once (starts the other workers)':<44}{warm_workers:>10.2f}")
