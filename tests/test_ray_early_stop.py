@@ -1,6 +1,12 @@
-"""--early-stop asha: Ray Tune stops hopeless candidates, keeps their partial curves, trains the rest fully, and a
-resumed search counts the stopped ones as decided instead of training them again."""
+"""--early-stop asha: Ray Tune stops hopeless candidates, keeps their partial curves, trains the rest fully; a
+resumed search counts the stopped ones as decided instead of training them again; a killed trial is retried
+from its checkpoint."""
 from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
 
 import pytest
 
@@ -11,8 +17,9 @@ from optimizer.data import DataSpec  # noqa: E402
 from optimizer.executors import job_directory, make_executor  # noqa: E402
 from optimizer.executors.early_stopping import STOPPED  # noqa: E402
 from optimizer.executors.ray import WORKER_FILE, shipped_code  # noqa: E402
+from optimizer.io import read_json  # noqa: E402
 from optimizer.models import ZooModel  # noqa: E402
-from optimizer.training import RESULT, Schedule, TrainJob  # noqa: E402
+from optimizer.training import CHECKPOINT, RESULT, Schedule, TrainJob  # noqa: E402
 
 TINY = (3, 8, 8)
 EPOCHS = 4  # ASHA rungs at epochs 1 and 2 (a quarter and half of the schedule)
@@ -67,3 +74,32 @@ def test_without_may_stop_early_every_job_trains_its_full_schedule(cluster, tmp_
     executor = make_executor("ray", tmp_path, "cpu", progress=False, options={"early_stop": "asha"})
     results = list(executor.map(jobs))
     assert [len(r.curve) for r in results] == [2, 2] and not any(r.stopped_early for r in results)
+
+
+@pytest.mark.slow
+def test_a_killed_trial_is_retried_from_its_checkpoint_under_the_scheduler(cluster, tmp_path):
+    jobs = [candidate_job("victim", 0.05), candidate_job("good", 0.04), candidate_job("hopeless", 1e-7)]
+    victim = job_directory(tmp_path, jobs[0])
+    killed: list[int] = []
+
+    def kill_after_first_epoch() -> None:
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not killed:
+            if (victim / CHECKPOINT).is_file() and (victim / WORKER_FILE).is_file():
+                pid = read_json(victim / WORKER_FILE)["pid"]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_after_first_epoch)
+    watcher.start()
+    executor = make_executor("ray", tmp_path, "cpu", progress=False, options={"early_stop": "asha"})
+    results = list(executor.map(jobs, may_stop_early=True))
+    watcher.join()
+    assert killed, "the victim finished before it could be killed"
+    retried = read_json(victim / WORKER_FILE)
+    assert retried["pid"] != killed[0] and retried["resumed_from_epoch"] >= 1
+    # trained on after the retry, keeping the epochs before it (the scheduler may still cut it at a later rung)
+    epochs = [p["epoch"] for p in results[0].curve]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > retried["resumed_from_epoch"]
+    assert [r.label for r in results] == ["victim", "good", "hopeless"]
