@@ -162,3 +162,14 @@ def test_estimate_table_golden(fmt, suffix):
     result = run_cli("estimate", "cifar-resnet20", "--format", fmt)
     assert result.returncode == 0, result.stderr
     assert_golden(f"estimate_counts_cifar_resnet20.{suffix}", result.stdout)
+
+
+def test_atomic_writes_honour_the_umask(tmp_path):
+    from pisim.io import atomic_write
+
+    previous = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "result.json", "{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "result.json").stat().st_mode & 0o777 == 0o644

@@ -92,3 +92,17 @@ def test_remove_relus_leaves_the_input_module_untouched():
     rewritten = remove_relus(captured.module, {"relu"})
     assert "relu" in {n.name for n in captured.module.graph.nodes}
     assert "relu" not in {n.name for n in rewritten.graph.nodes}
+
+
+def test_stages_of_a_torchvision_resnet_with_a_shared_relu_module():
+    """torchvision's BasicBlock calls one nn.ReLU twice: each call site is its own ReLU, thinned separately."""
+    import torchvision
+
+    source = ModuleFactory("resnet18", lambda: torchvision.models.resnet18(num_classes=10), (3, 64, 64))
+    variant = Variants(source).of(Candidate())
+    assert [(s.feature_map, len(s.relu_sites), len(s.post_add_sites)) for s in variant.stages] == [
+        ((64, 32, 32), 1, 0), ((64, 16, 16), 4, 2), ((128, 8, 8), 4, 2), ((256, 4, 4), 4, 2), ((512, 2, 2), 4, 2)]
+    candidate = Candidate(("S1", "S2"), thinned=True)
+    assert variant.relus(candidate) == (32_768 + 16_384 + 8_192) // 2
+    model, _ = build_candidate(source, candidate)
+    assert capture(model, (3, 64, 64)).graph.total_relus == variant.relus(candidate)

@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import Sequence
 
-from pisim.cli import calibrate, estimate, models, networks, profiles, protocols, validate
+from pisim.cli import calibrate, estimate, models, networks, profiles, protocols, report, validate
 from pisim.errors import UserError
 
-COMMANDS = [estimate, models, protocols, networks, profiles, calibrate, validate]
+COMMANDS = [estimate, models, protocols, networks, profiles, calibrate, validate, report]
 
 
 def build_parser() -> argparse.ArgumentParser:

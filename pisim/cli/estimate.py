@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="server hardware profile or a TOML from `pisim calibrate` (default: the protocol's)")
     cost.add_argument("--threads", type=positive_int, default=1, metavar="N",
                       help="threads each party computes with; compute scales linearly (default: %(default)s)")
+    cost.add_argument("--plot", metavar="FILE",
+                      help="also draw the per-block breakdown (stacked GC, HE and communication seconds, offline and "
+                           "online side by side, one column wide) to FILE: .pdf, .png or .svg")
     add_output_options(parser)
     parser.set_defaults(handler=run)
 
@@ -70,8 +73,9 @@ def capture_from_args(args: argparse.Namespace) -> Captured:
 def run(args: argparse.Namespace) -> int:
     if args.protocol is None:
         if any(getattr(args, o) not in (None, d) for o, d in
-               (("network", "lan"), ("client_profile", None), ("server_profile", None), ("threads", 1))):
-            raise UserError("--network, --client-profile, --server-profile and --threads need --protocol")
+               (("network", "lan"), ("client_profile", None), ("server_profile", None), ("threads", 1),
+                ("plot", None))):
+            raise UserError("--network, --client-profile, --server-profile, --threads and --plot need --protocol")
         emit(count_table(capture_from_args(args).graph), args)
         return 0
     import cost_models
@@ -82,5 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and estimate.unpriced:
         names = ", ".join(f"{op.label} ({op.kind.value})" for op in estimate.unpriced)
         raise UserError(f"--strict: {setting.protocol.name} does not price {len(estimate.unpriced)} op(s): {names}")
+    if args.plot:
+        from pisim.report.plots import save_breakdown
+
+        save_breakdown(estimate, args.plot)
     emit(estimate.table(graph_notes(graph)), args)
     return 0

@@ -1,4 +1,9 @@
-"""Renderers of a Table, one per output format; adding a format is adding an entry to RENDERERS."""
+"""Renderers of a Table, one per output format; adding a format is adding an entry to RENDERERS.
+
+Human formats (text, Markdown, LaTeX) show a column's spread as "value ± spread" and mark each
+column's best value (text: a trailing *, Markdown and LaTeX: bold); machine formats (CSV, JSON)
+carry the raw numbers, a spread as a column of its own.
+"""
 from __future__ import annotations
 
 import csv
@@ -6,21 +11,37 @@ import io
 import json
 from typing import Any, Callable
 
-from pisim.report.table import Table
+from pisim.report.table import Column, Table
 
 
-def _cells(table: Table, row: dict[str, Any]) -> list[str]:
-    return [col.formatter(row.get(col.key)) if row.get(col.key) is not None else "" for col in table.columns]
+def _value(col: Column, row: dict[str, Any]) -> str:
+    return col.formatter(row[col.key]) if row.get(col.key) is not None else ""
 
 
-def _body_rows(table: Table) -> list[dict[str, Any]]:
-    return table.rows + ([table.totals] if table.totals else [])
+def _cells(table: Table, row: dict[str, Any], plus_minus: str = " ± ",
+           escape: Callable[[str], str] = lambda text: text) -> list[str]:
+    cells = []
+    for col in table.columns:
+        text = escape(_value(col, row))
+        if text and col.spread is not None and row.get(col.spread.key) is not None:
+            text += plus_minus + escape(_value(col.spread, row))
+        cells.append(text)
+    return cells
+
+
+def _marked_rows(table: Table, mark: Callable[[str], str], **cell_options) -> list[list[str]]:
+    best = table.best_cells()
+    return [[mark(text) if text and (i, col.key) in best else text
+             for col, text in zip(table.columns, _cells(table, row, **cell_options))]
+            for i, row in enumerate(table.rows)]
 
 
 def render_text(table: Table) -> str:
     header = [col.heading for col in table.columns]
-    body = [_cells(table, row) for row in _body_rows(table)]
-    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    body = _marked_rows(table, lambda text: text + "*")
+    totals = _cells(table, table.totals) if table.totals else None
+    every = body + ([totals] if totals else [])
+    widths = [max(len(h), *(len(r[i]) for r in every)) if every else len(h) for i, h in enumerate(header)]
 
     def line(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if col.numeric else c.ljust(w)
@@ -28,9 +49,12 @@ def render_text(table: Table) -> str:
 
     rule = "-" * len(line(["-" * w for w in widths]))
     out = [table.title, *(f"# {n}" for n in table.notes), rule, line(header), rule]
-    out += [line(r) for r in body[: len(table.rows)]]
-    if table.totals:
-        out += [rule, line(body[-1])]
+    for i, cells in enumerate(body):
+        if i in table.breaks and i > 0:
+            out.append(rule)
+        out.append(line(cells))
+    if totals:
+        out += [rule, line(totals)]
     out.append(rule)
     return "\n".join(out) + "\n"
 
@@ -45,27 +69,34 @@ def render_markdown(table: Table) -> str:
         out.append("")
     out.append(line([c.heading for c in table.columns]))
     out.append("|" + "|".join("---:" if c.numeric else ":---" for c in table.columns) + "|")
-    for row in table.rows:
-        out.append(line(_cells(table, row)))
+    out += [line(cells) for cells in _marked_rows(table, lambda text: f"**{text}**")]
     if table.totals:
         out.append(line([f"**{c}**" if c else c for c in _cells(table, table.totals)]))
     return "\n".join(out) + "\n"
 
 
+def _flat_columns(table: Table) -> list[Column]:
+    return [c for col in table.columns for c in ([col] if col.spread is None else [col, col.spread])]
+
+
 def render_csv(table: Table) -> str:
+    columns = _flat_columns(table)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.heading for c in table.columns])
-    for row in _body_rows(table):
-        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in table.columns])
+    writer.writerow([c.heading for c in columns])
+    for row in table.rows + ([table.totals] if table.totals else []):
+        writer.writerow(["" if row.get(c.key) is None else row.get(c.key) for c in columns])
     return buffer.getvalue()
 
 
 def render_json(table: Table) -> str:
+    def describe(c: Column) -> dict[str, Any]:
+        return {"key": c.key, "title": c.title, "unit": c.unit, **({"best": c.best} if c.best else {})}
+
     document = {
         "title": table.title,
         "notes": table.notes,
-        "columns": [{"key": c.key, "title": c.title, "unit": c.unit} for c in table.columns],
+        "columns": [describe(c) for c in _flat_columns(table)],
         "rows": table.rows,
         "totals": table.totals,
         **table.metadata,
@@ -86,7 +117,11 @@ def render_latex(table: Table) -> str:
     heading = " & ".join(latex_escape(c.title) + (f" ({latex_escape(c.unit)})" if c.unit else "") for c in table.columns)
     out = [r"% requires \usepackage{booktabs}", r"\begin{table}[t]", r"\centering", r"\small",
            rf"\begin{{tabular}}{{{spec}}}", r"\toprule", heading + r" \\", r"\midrule"]
-    out += [" & ".join(latex_escape(c) for c in _cells(table, row)) + r" \\" for row in table.rows]
+    body = _marked_rows(table, lambda text: rf"\textbf{{{text}}}", plus_minus=r" $\pm$ ", escape=latex_escape)
+    for i, cells in enumerate(body):
+        if i in table.breaks and i > 0:
+            out.append(r"\midrule")
+        out.append(" & ".join(cells) + r" \\")
     if table.totals:
         out += [r"\midrule", " & ".join(latex_escape(c) for c in _cells(table, table.totals)) + r" \\"]
     caption = latex_escape(table.title + (". " + "; ".join(table.notes) if table.notes else ""))
