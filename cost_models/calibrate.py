@@ -79,9 +79,6 @@ class Calibration:
     implementation: list[Fixed] = field(default_factory=list)
     provenance: dict[str, object] = field(default_factory=dict)
 
-    def constant(self, name: str) -> float:
-        return next(c.value for c in (*self.constants, *self.implementation) if c.name == name)
-
 
 @dataclass(frozen=True)
 class Benchmark:

@@ -61,3 +61,15 @@ def test_unwritable_output_is_a_one_line_error_and_writes_nothing(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "not a file path" in done.stderr
     assert blocker.read_text() == "x"
+
+
+def test_profile_plugs_into_the_cost_model_and_estimate(quick_profile):
+    from cost_models.profiles import load_profile
+
+    out, _ = quick_profile
+    profile = load_profile(out)
+    assert profile["he_key_switch"] > 0 and profile.constants["gc_eval_per_and"].repeats == 5
+    done = pisim("estimate", "cifar-resnet20", "--protocol", "delphi", "--client-profile", str(out),
+                 "--server-profile", str(out), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert '"client_profile": "this-machine"' in done.stdout

@@ -46,9 +46,18 @@ class FixedKeyHash:
         return np.bitwise_xor(self.permute(key), key, out=key)
 
 
+RANDOM_BATCH_BLOCKS = 1 << 16  # keystream produced per update_into call, from one reused zero buffer
+
+
 def random_blocks(*shape: int) -> np.ndarray:
-    """Uniform 128-bit blocks [*shape, 2] from AES-CTR under a fresh OS-random key."""
+    """Uniform 128-bit blocks [*shape, 2]: AES-CTR keystream under a fresh OS-random key, written in place."""
     encryptor = Cipher(algorithms.AES(os.urandom(16)), modes.CTR(bytes(16))).encryptor()
-    count = int(np.prod(shape, dtype=np.int64))
-    stream = encryptor.update(bytes(count * BLOCK_BYTES))
-    return np.frombuffer(stream, dtype=np.uint64).reshape(*shape, 2).copy()
+    out = np.empty((*shape, 2), dtype=np.uint64)
+    raw = out.reshape(-1).view(np.uint8)
+    zeros = np.zeros(RANDOM_BATCH_BLOCKS * BLOCK_BYTES, dtype=np.uint8)
+    stream = np.empty(zeros.size + BLOCK_BYTES, dtype=np.uint8)
+    for start in range(0, raw.size, zeros.size):
+        size = min(zeros.size, raw.size - start)
+        encryptor.update_into(zeros[:size], stream)
+        raw[start: start + size] = stream[:size]
+    return out

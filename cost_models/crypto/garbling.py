@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cost_models.crypto.aes import BLOCK_BYTES, FixedKeyHash, random_blocks
+from cost_models.crypto.aes import FixedKeyHash, random_blocks
 from cost_models.crypto import kernels
 from cost_models.crypto.circuit import Circuit, GateKind
 
@@ -59,7 +59,10 @@ class GarblerKeys:
 
     def encode(self, name: str, bits: np.ndarray) -> np.ndarray:
         """Labels of input `name` carrying `bits` [bits, relus]: what the garbler sends for its own inputs."""
-        return self.zero_labels[name] ^ (self.offset * bits[..., None].astype(np.uint64))
+        zero = self.zero_labels[name]
+        labels = np.empty_like(zero)
+        kernels.encode_labels(zero, np.ascontiguousarray(bits, dtype=np.uint8), self.offset, labels)
+        return labels
 
     def label_pairs(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Both labels of each wire of input `name`: the OT sender's messages for the evaluator's inputs."""
@@ -108,7 +111,8 @@ class Garbler:
             keys = np.empty((len(step.out), 4, work.shape[1], 2), dtype=np.uint64)
             kernels.garbler_hash_inputs(work, step.in_a, step.in_b, offset, int(step.and_index[0]), relu_first, keys)
             permuted = self._hash.permute(keys)
-            kernels.garbler_finish(work, step.in_a, step.in_b, step.out, offset, keys, permuted, tables[step.and_rows])
+            kernels.garbler_finish(work, step.in_a, step.in_b, step.out, offset, int(step.and_index[0]), relu_first,
+                                   permuted, tables[step.and_rows])
 
 
 @dataclass(frozen=True)
@@ -184,8 +188,6 @@ class Evaluator:
             keys = np.empty((len(step.out), 2, work.shape[1], 2), dtype=np.uint64)
             kernels.evaluator_hash_inputs(work, step.in_a, step.in_b, int(step.and_index[0]), relu_first, keys)
             permuted = self._hash.permute(keys)
-            kernels.evaluator_finish(work, step.in_a, step.in_b, step.out, keys, permuted, tables[step.and_rows])
+            kernels.evaluator_finish(work, step.in_a, step.in_b, step.out, int(step.and_index[0]), relu_first, permuted,
+                                     tables[step.and_rows])
 
-
-def label_bytes(bits: int, relus: int) -> int:
-    return bits * relus * BLOCK_BYTES

@@ -16,8 +16,8 @@ from pisim.report import FORMATS, Column, Table
 EXAMPLES = """examples:
   pisim calibrate --quick --out laptop.toml         under a minute: fewer repeats, 4,096-ReLU garbling
   pisim calibrate --out server.toml --name server   the full run (a few minutes; it says how long up front)
-  pisim estimate cifar-resnet18 --server-profile server.toml --client-profile laptop.toml
-  pisim validate cifar-resnet18 --layers layer2.0.relu1 --client-profile laptop.toml --server-profile laptop.toml
+  pisim estimate cifar-resnet18 --protocol delphi --server-profile server.toml --client-profile laptop.toml
+  pisim validate cifar-resnet18 --layers layer2.0.relu1 --profile laptop.toml
 """
 
 
