@@ -1,6 +1,6 @@
 """`optimizer search --executor ray` end to end, each run starting its own local Ray (this machine's 2 CPUs):
-the same frontier.json as `--executor local`; a Ray worker killed mid-candidate, or the driver itself killed,
-still ends with every candidate accounted for and the same frontier."""
+the same frontier.json as `--executor local` (and the same `pisim report` of it); a Ray worker killed
+mid-candidate, or the driver itself killed, still ends with every candidate accounted for and the same frontier."""
 from __future__ import annotations
 
 import json
@@ -50,7 +50,8 @@ def comparable(document: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def local_search(tmp_path_factory) -> dict:
-    return run(tmp_path_factory.mktemp("local") / "out")
+    out = tmp_path_factory.mktemp("local") / "out"
+    return {**run(out), "path": out / "frontier.json"}
 
 
 def candidate_directories(out: Path) -> list[Path]:
@@ -63,6 +64,10 @@ def test_ray_search_writes_the_same_frontier_as_the_local_one(local_search, tmp_
     remote = run(tmp_path / "out", "--executor", "ray")
     assert sum(c["status"] == "trained" for c in remote["candidates"]) >= 2 and remote["frontier"]
     assert comparable(remote) == comparable(local_search)  # configs, latencies and accuracies: all identical
+    reports = [subprocess.run([sys.executable, "-m", "pisim", "report", str(path), "--rows", "all", "--format", "json"],
+                              capture_output=True, text=True, timeout=120)
+               for path in (tmp_path / "out" / "frontier.json", local_search["path"])]
+    assert [r.returncode for r in reports] == [0, 0] and reports[0].stdout == reports[1].stdout
 
 
 def test_a_killed_ray_worker_costs_only_a_retry_of_its_candidate(local_search, tmp_path):
