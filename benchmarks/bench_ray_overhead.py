@@ -1,9 +1,10 @@
 """What a candidate costs on Ray beyond its training: the same small training job run by the local executor
 (the reference) and as Ray tasks on a private local Ray cluster, measured in the same run.
 
-Figures: a task's round trip without training (scheduling and shipping the job); cluster start; the first task (a fresh worker process: start, shipped code, torch import); the per-task
-overhead once workers are warm (Ray median minus local median, one task at a time); all jobs at once on the
-cluster's CPUs beside the local executor's sequential loop; and the checkpoint each candidate writes per epoch.
+Figures: a task's round trip without training (scheduling and shipping the job); cluster start; the first
+task (a fresh worker process: start, shipped code, torch import); the per-task overhead once workers are warm
+(Ray median minus local median, one task at a time); all jobs at once on the cluster's CPUs beside the local
+executor's sequential loop; and the checkpoint each candidate writes per epoch.
 Usage: python benchmarks/bench_ray_overhead.py [--jobs 6] [--cpus 2]
 """
 from __future__ import annotations

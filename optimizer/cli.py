@@ -167,17 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default %(default)s)")
     ray_group = search.add_argument_group("ray executor (--executor ray)")
     ray_group.add_argument("--ray-address", metavar="ADDR",
-                     help=f"cluster to join: auto (the `ray start` cluster on this machine), HOST:6379, "
-                          f"ray://HOST:10001 (default: $RAY_ADDRESS, else {DEFAULT_ADDRESS}: a private Ray here)")
+                           help=f"cluster to join: auto (the `ray start` cluster on this machine), HOST:6379, "
+                                f"ray://HOST:10001 (default: $RAY_ADDRESS, else {DEFAULT_ADDRESS}: a private Ray here)")
     ray_group.add_argument("--gpus-per-trial", type=float, metavar="N",
-                     help="GPUs each training job holds; fractions pack jobs onto a GPU, e.g. 0.5 (default: 1 "
-                          "when the cluster has GPUs, else 0)")
+                           help="GPUs each training job holds; fractions pack jobs onto a GPU, e.g. 0.5 (default: 1 "
+                                "when the cluster has GPUs, else 0)")
     ray_group.add_argument("--early-stop", choices=list(EARLY_STOPPING),
-                     help="stop hopeless candidates early with Ray Tune (default: off, every candidate trains its "
-                          "full schedule). asha: asynchronous successive halving; at a quarter and half of "
-                          "--epochs, candidates below the best half by test accuracy stop. Stopped candidates "
-                          "are kept in frontier.json as stopped_early, never on the frontier; which ones stop "
-                          "depends on finishing order, so early-stopped searches are not bit-for-bit reproducible")
+                           help="stop hopeless candidates early with Ray Tune (default: off, every candidate trains "
+                                "its full schedule). asha: asynchronous successive halving; at a quarter and half of "
+                                "--epochs, candidates below the best half by test accuracy stop. Stopped candidates "
+                                "are kept in frontier.json as stopped_early, never on the frontier; which ones stop "
+                                "depends on finishing order, so early-stopped searches are not bit-for-bit "
+                                "reproducible")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_output_options(search)
     search.set_defaults(handler=_search)

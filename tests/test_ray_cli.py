@@ -22,7 +22,8 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path):
     out = tmp_path / "out"
     done = search("--executor", "ray", "--out", str(out), env=env)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["optimizer: error: --executor ray needs Ray: pip install -e .[distributed]"]
+    assert done.stderr.strip().splitlines() == [
+        "optimizer: error: --executor ray needs Ray: pip install -e .[distributed]"]
     assert not out.exists()
 
 
