@@ -43,7 +43,7 @@ EPILOG = f"""\
 defaults: with only --latency-budget, the search runs {DEFAULTS.model} on the bundled digits data
 (scikit-learn's 8x8 digits, upsampled to 16x16 at random offsets, 3 channels; works offline) and prices
 it under Delphi over a LAN with an Intel Atom client evaluating the garbled circuits online: the baseline
-takes more than 10 s online, culled and reshaped candidates fit. It takes a few minutes on 2 CPU cores.
+takes more than 10 s online, culled and reshaped candidates fit. It takes 2-3 minutes on 2 busy CPU cores.
 
 examples:
   optimizer search --latency-budget 10s
@@ -154,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-kd", action="store_true", help="train candidates on labels only")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds init, shuffling, augmentation")
     train.add_argument("--device", default="auto", help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")
-    train.add_argument("--train-threads", type=positive_int, metavar="N",
-                       help="CPU threads torch trains with (default: torch's choice; 1 is faster on a shared machine); "
-                            "with --executor ray, the CPUs each job holds and its threads (default 1)")
+    train.add_argument("--train-threads", type=positive_int, default=1, metavar="N",
+                       help="CPU threads torch trains with (default %(default)s: on a busy 2-core machine the default "
+                            "search took 149 s with 1 thread and 822 s with 2, which oversubscribe the cores); with "
+                            "--executor ray, the CPUs each job holds and its threads")
     run = search.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("search-out"), help="results directory (default %(default)s)")
     run.add_argument("--cache-dir", type=Path, help="training jobs (default OUT/jobs); searches sharing it reuse "
@@ -211,14 +212,13 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
             raise UserError(f"{', '.join(k for k, v in given.items() if v is not None)}: only with --executor ray")
         return {}
     return {"address": args.ray_address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
-            "gpus_per_trial": args.gpus_per_trial, "threads_per_trial": args.train_threads or 1,
+            "gpus_per_trial": args.gpus_per_trial, "threads_per_trial": args.train_threads,
             "early_stop": args.early_stop}
 
 
 def _search(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    if args.train_threads:
-        torch.set_num_threads(args.train_threads)
+    torch.set_num_threads(args.train_threads)
     paths = Paths(args.out, args.cache_dir)
     runtime = Runtime(device=args.device, executor=args.executor, executor_options=executor_options(args),
                       progress=not args.no_progress)
