@@ -43,7 +43,7 @@ EPILOG = f"""\
 defaults: with only --latency-budget, the search runs {DEFAULTS.model} on the bundled digits data
 (scikit-learn's 8x8 digits, upsampled to 16x16 at random offsets, 3 channels; works offline) and prices
 it under Delphi over a LAN with an Intel Atom client evaluating the garbled circuits online: the baseline
-takes more than 10 s online, culled and reshaped candidates fit. It takes 2-3 minutes on 2 busy CPU cores.
+takes more than 10 s online, culled and reshaped candidates fit. It took 149-220 s on 2 busy CPU cores.
 
 examples:
   optimizer search --latency-budget 10s
