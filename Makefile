@@ -18,8 +18,9 @@ $(VENV)/.stamp-torch: $(VENV)/.stamp-venv
 	$(PIP) install --quiet $(TORCH_PINS)
 	touch $@
 
+# With the distributed extra (Ray), so the Ray executor's tests run rather than skip.
 $(VENV)/.stamp-project: $(VENV)/.stamp-torch pyproject.toml setup.cfg
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,distributed]'
 	touch $@
 
 DEMO := out/demo

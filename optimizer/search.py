@@ -76,6 +76,7 @@ class Paths:
 class Runtime:
     device: str = "auto"
     executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -111,10 +112,12 @@ def _check_out_dir(config: SearchConfig, out: Path, resume: bool) -> None:
 class _Search:
     def __init__(self, config: SearchConfig, paths: Paths, runtime: Runtime, source: ModelSource):
         self.config, self.paths, self.runtime, self.source = config, paths, runtime, source
+        # First: a missing executor (Ray not installed) is refused before any capture or pricing work.
+        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress,
+                                      runtime.executor_options)
         self.variants = Variants(source)
         self.pricer = Pricer(self.variants, config.setting)
         self.strategy = make_strategy(config.strategy)
-        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress)
         self.phase = config.setting.phase
         self.baseline = self.pricer.price(Candidate())
         self.stages = self.variants.of(Candidate()).stages
@@ -177,10 +180,12 @@ class _Search:
         jobs = [self.job(p.candidate.id, p.candidate, self.config.schedule.epochs, teacher,
                          self.strategy.warm_start(p.candidate)) for p in chosen]
         weights: dict[str, str] = {}
-        for priced, result in zip(chosen, self.executor.map(jobs)):
-            self._entry(priced.candidate.id).update(status="trained", accuracy=result.accuracy, curve=result.curve)
+        for priced, result in zip(chosen, self.executor.map(jobs, may_stop_early=True)):
+            status = "stopped_early" if result.stopped_early else "trained"
+            self._entry(priced.candidate.id).update(status=status, accuracy=result.accuracy, curve=result.curve)
             weights[priced.candidate.id] = result.weights
-            self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}, "
+            stopped = f" (stopped after epoch {len(result.curve)})" if result.stopped_early else ""
+            self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}{stopped}, "
                              f"{self.phase} {priced.seconds(self.phase):.3f} s")
             self.save("interrupted")
         return weights

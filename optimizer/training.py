@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -73,6 +73,7 @@ class TrainResult:
     weights: str
     device: str
     cached: bool = False  # read back from a finished job's directory
+    stopped_early: bool = False  # an early-stopping scheduler ended it: `curve` is partial, `weights` empty
 
 
 def _file_digest(path: str) -> str:
@@ -107,8 +108,12 @@ def load_trained(source: ModelSource, candidate: Candidate, weights: str, device
     return model.to(device).eval()
 
 
-def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: bool = True) -> TrainResult:
-    """Run `job` in `directory` (created): resumes from its checkpoint, returns its cached result when done."""
+def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: bool = True,
+          on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Run `job` in `directory` (created): resumes from its checkpoint, returns its cached result when done.
+
+    `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping scheduler's hook).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     result_path = directory / RESULT
@@ -174,6 +179,8 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
         write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
                                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                       "scaler": scaler.state_dict(), "curve": curve})
+        if on_epoch is not None:
+            on_epoch(curve[-1])
     bar.close()
     write_torch(directory / WEIGHTS, {k: v.cpu() for k, v in model.state_dict().items()})
     final = curve[-1]["test_accuracy"] if curve else evaluate(model, splits.test, schedule.batch_size, target)
