@@ -18,12 +18,22 @@ $(VENV)/.stamp-torch: $(VENV)/.stamp-venv
 	$(PIP) install --quiet $(TORCH_PINS)
 	touch $@
 
+# With the distributed extra (Ray), so the Ray executor's tests run rather than skip.
 $(VENV)/.stamp-project: $(VENV)/.stamp-torch pyproject.toml setup.cfg
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,distributed]'
 	touch $@
 
+DEMO := out/demo
+# The main job on bundled defaults: price the CIFAR ResNet18 under Delphi, search the bundled digits data for
+# the most accurate network within a 10 s online budget, and report table and figures. A second run resumes
+# the finished search from its cache instead of training again.
 demo: setup
-	$(VENV)/bin/pisim estimate cifar-resnet18 --input-size 3x32x32
+	$(VENV)/bin/pisim estimate cifar-resnet18 --protocol delphi --network lan --plot $(DEMO)/breakdown.png
+	$(VENV)/bin/optimizer search --latency-budget 10s --out $(DEMO)/search \
+		$$([ -f $(DEMO)/search/frontier.json ] && echo --resume) --no-progress --output $(DEMO)/search.txt
+	$(VENV)/bin/pisim report $(DEMO)/search/frontier.json --rows trained --compare deepreduce \
+		--plot $(DEMO)/pareto.png --format md --output $(DEMO)/frontier.md
+	cat $(DEMO)/frontier.md
 
 test: setup
 	$(PY) -m pytest -q

@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--teacher-epochs", type=int, default=8)
+    parser.add_argument("--kd-temperature", type=float, default=Distillation().temperature)
+    parser.add_argument("--kd-weight", type=float, default=Distillation().weight)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", type=Path)
     parser.add_argument("--format", default="table")
@@ -43,18 +45,18 @@ def main() -> None:
     def run(job: TrainJob):
         return train(job, job_directory(work, job), progress=False)
 
+    kd = Distillation(args.kd_temperature, args.kd_weight)
     rows, gains = [], []
     for seed in seeds:
         teacher = run(TrainJob("baseline", source, data, Candidate(), Schedule(args.teacher_epochs), seed))
         for candidate in CONFIGS:
             plain = run(TrainJob(candidate.id, source, data, candidate, Schedule(args.epochs), seed))
-            distilled = run(TrainJob(candidate.id, source, data, candidate, Schedule(args.epochs), seed,
-                                     Distillation(), teacher.weights))
+            distilled = run(TrainJob(candidate.id, source, data, candidate, Schedule(args.epochs), seed, kd,
+                                     teacher.weights))
             gains.append(distilled.accuracy - plain.accuracy)
             rows.append({"seed": seed, "candidate": candidate.id, "teacher": teacher.accuracy,
                          "labels_only": plain.accuracy, "kd": distilled.accuracy,
                          "kd_gain": distilled.accuracy - plain.accuracy})
-    kd = Distillation()
     table = Table(
         title="KD against labels only, cifar-resnet20 candidates on digits 16x16",
         columns=[Column("seed", "seed"), Column("candidate", "candidate", numeric=False),

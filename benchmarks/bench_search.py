@@ -8,6 +8,8 @@ returns (its most accurate frontier point): its priced latency, whether that fit
 
   PYTHONPATH=. python benchmarks/bench_search.py                 # total-phase budgets on the bundled digits
   PYTHONPATH=. python benchmarks/bench_search.py --phase online --budgets 5,10
+
+Twelve searches sharing one training cache; about 25 minutes on a busy 2-core machine.
 """
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ class Candidate:
     alpha: float = 1.0  # width multiplier (built-in zoo models only)
     rho: float = 1.0  # resolution multiplier through the stem stride (built-in zoo models only)
     num_blocks: tuple[int, ...] | None = None  # residual blocks per stage; None keeps the model's own
+    relu_masks: tuple[tuple[str, str], ...] = ()  # (call site, kept elements as packed bits): optimizer.masks
+    replacement: str = "identity"  # what a masked-out element computes: identity or poly2 (optimizer.replacements)
     tags: tuple[str, ...] = field(default=(), compare=False)  # why the search made it (not part of identity)
 
     @property
@@ -37,6 +39,11 @@ class Candidate:
         if self.culled_layers:
             digest = hashlib.sha1(",".join(sorted(self.culled_layers)).encode()).hexdigest()[:8]
             parts.append(f"L{len(self.culled_layers)}-{digest}")
+        if self.relu_masks:
+            digest = hashlib.sha1(repr(sorted(self.relu_masks)).encode()).hexdigest()[:8]
+            parts.append(f"M{len(self.relu_masks)}-{digest}")
+        if self.replacement != "identity":
+            parts.append(self.replacement)
         return "_".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -44,6 +51,7 @@ class Candidate:
         data["num_blocks"] = list(self.num_blocks) if self.num_blocks is not None else None
         data["culled_stages"], data["culled_layers"], data["tags"] = (
             list(self.culled_stages), list(self.culled_layers), list(self.tags))
+        data["relu_masks"] = {site: bits for site, bits in self.relu_masks}
         return data
 
     @classmethod
@@ -55,4 +63,5 @@ class Candidate:
         return cls(culled_stages=tuple(data.get("culled_stages", ())), thinned=bool(data.get("thinned", False)),
                    culled_layers=tuple(data.get("culled_layers", ())), alpha=float(data.get("alpha", 1.0)),
                    rho=float(data.get("rho", 1.0)), num_blocks=tuple(int(b) for b in blocks) if blocks else None,
-                   tags=tuple(data.get("tags", ())))
+                   relu_masks=tuple(sorted(dict(data.get("relu_masks", {})).items())),
+                   replacement=str(data.get("replacement", "identity")), tags=tuple(data.get("tags", ())))

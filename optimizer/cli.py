@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -14,10 +15,12 @@ from optimizer.criticality import OBJECTIVES
 from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS, DataSpec
 from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, Distillation
 from optimizer.executors import EXECUTORS
+from optimizer.executors.early_stopping import EARLY_STOPPING
+from optimizer.executors.ray import DEFAULT_ADDRESS
 from optimizer.pricing import SettingChoice
 from optimizer.results import frontier_table
 from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
-from optimizer.strategies import STRATEGIES
+from optimizer.strategies import STRATEGIES, fine_grained
 from optimizer.training import Schedule
 from pisim.cli.common import add_output_options, emit, positive_int
 from pisim.errors import UserError
@@ -40,7 +43,7 @@ EPILOG = f"""\
 defaults: with only --latency-budget, the search runs {DEFAULTS.model} on the bundled digits data
 (scikit-learn's 8x8 digits, upsampled to 16x16 at random offsets, 3 channels; works offline) and prices
 it under Delphi over a LAN with an Intel Atom client evaluating the garbled circuits online: the baseline
-takes more than 10 s online, culled and reshaped candidates fit. It takes a few minutes on 2 CPU cores.
+takes more than 10 s online, culled and reshaped candidates fit. It took 149-220 s on 2 busy CPU cores.
 
 examples:
   optimizer search --latency-budget 10s
@@ -50,6 +53,17 @@ examples:
 output (--out DIR): frontier.json (every candidate's config, ReLUs, latency, cost breakdown, status,
 accuracy, training curve), criticality.json, models/<id>.pt2 (each frontier model, readable by
 `pisim estimate`), jobs/ (checkpoints; each epoch is saved, SIGINT/SIGTERM save and stop cleanly).
+
+on a Ray cluster (pip install -e .[distributed]): --executor ray trains each job (baseline, criticality
+variants, candidates) as a Ray task, as many at once as the cluster has room for, with the same seeds,
+checkpoints and frontier.json as the local executor. Without --ray-address it starts a private Ray on this
+machine; --ray-address auto joins the cluster `ray start` runs here, HOST:6379 or ray://HOST:10001 a remote
+one. Workers need the project's dependencies (the driver ships its own pisim/optimizer code); --cache-dir
+must be a path the driver and every worker reach (a shared filesystem). A worker that dies costs only its
+candidate, which Ray retries from that candidate's last epoch checkpoint; a driver that dies is continued with
+--resume, which reuses every finished job.
+  optimizer search --latency-budget 10s --executor ray --ray-address ray://head:10001 \\
+      --cache-dir /shared/pisim-jobs --gpus-per-trial 1 --early-stop asha
 """
 
 
@@ -111,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                             ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in DEFAULT_INPUT_SIZE.items()))
     plan = search.add_argument_group("search")
     plan.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULTS.strategy,
-                      help="candidate enumeration (default %(default)s)")
+                      help="deepreduce: cull, thin and reshape whole stages; fine-grained: keep or drop single ReLUs "
+                           "(or channels) by latency-weighted gates (default %(default)s)")
     plan.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.objective,
                       help="latency: rank stages by accuracy per second and budget the priced latency; relus: "
                            "DeepReDuce's ReLU-count proxy (budget converted at the baseline's seconds per ReLU) "
@@ -122,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="resolution multipliers to reshape with (default 1,0.5)")
     plan.add_argument("--max-train", type=positive_int, default=DEFAULTS.max_train,
                       help="train at most this many candidates within budget (default %(default)s)")
+    fine_grained.add_arguments(search)
     train = search.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=DEFAULTS.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
@@ -140,14 +156,32 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-kd", action="store_true", help="train candidates on labels only")
     train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds init, shuffling, augmentation")
     train.add_argument("--device", default="auto", help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")
-    train.add_argument("--train-threads", type=positive_int, metavar="N",
-                       help="CPU threads torch trains with (default: torch's choice; 1 is faster on a shared machine)")
+    train.add_argument("--train-threads", type=positive_int, default=1, metavar="N",
+                       help="CPU threads torch trains with (default %(default)s: on a busy 2-core machine the default "
+                            "search took 149 s with 1 thread and 822 s with 2, which oversubscribe the cores); with "
+                            "--executor ray, the CPUs each job holds and its threads")
     run = search.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("search-out"), help="results directory (default %(default)s)")
     run.add_argument("--cache-dir", type=Path, help="training jobs (default OUT/jobs); searches sharing it reuse "
                                                     "their baseline and criticality runs")
     run.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
-    run.add_argument("--executor", choices=list(EXECUTORS), default="local", help="default %(default)s")
+    run.add_argument("--executor", choices=list(EXECUTORS), default="local",
+                     help="local: jobs one after another in this process; ray: jobs spread over a Ray cluster "
+                          "(default %(default)s)")
+    ray_group = search.add_argument_group("ray executor (--executor ray)")
+    ray_group.add_argument("--ray-address", metavar="ADDR",
+                           help=f"cluster to join: auto (the `ray start` cluster on this machine), HOST:6379, "
+                                f"ray://HOST:10001 (default: $RAY_ADDRESS, else {DEFAULT_ADDRESS}: a private Ray here)")
+    ray_group.add_argument("--gpus-per-trial", type=float, metavar="N",
+                           help="GPUs each training job holds; fractions pack jobs onto a GPU, e.g. 0.5 (default: 1 "
+                                "when the cluster has GPUs, else 0)")
+    ray_group.add_argument("--early-stop", choices=list(EARLY_STOPPING),
+                           help="stop hopeless candidates early with Ray Tune (default: off, every candidate trains "
+                                "its full schedule). asha: asynchronous successive halving; at a quarter and half of "
+                                "--epochs, candidates below the best half by test accuracy stop. Stopped candidates "
+                                "are kept in frontier.json as stopped_early, never on the frontier; which ones stop "
+                                "depends on finishing order, so early-stopped searches are not bit-for-bit "
+                                "reproducible")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_output_options(search)
     search.set_defaults(handler=_search)
@@ -169,16 +203,28 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         schedule=Schedule(args.epochs, args.batch_size, args.lr), baseline_epochs=args.baseline_epochs,
         criticality_epochs=args.criticality_epochs, max_train=args.max_train,
         distillation=None if args.no_kd else Distillation(args.kd_temperature, args.kd_weight),
-        alphas=args.alphas, rhos=args.rhos)
+        alphas=args.alphas, rhos=args.rhos, fine_grained=fine_grained.options_from_args(args))
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    given = {"--ray-address": args.ray_address, "--gpus-per-trial": args.gpus_per_trial,
+             "--early-stop": args.early_stop}
+    if args.executor != "ray":
+        if any(value is not None for value in given.values()):
+            raise UserError(f"{', '.join(k for k, v in given.items() if v is not None)}: only with --executor ray")
+        return {}
+    return {"address": args.ray_address or os.environ.get("RAY_ADDRESS") or DEFAULT_ADDRESS,
+            "gpus_per_trial": args.gpus_per_trial, "threads_per_trial": args.train_threads,
+            "early_stop": args.early_stop}
 
 
 def _search(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    if args.train_threads:
-        torch.set_num_threads(args.train_threads)
+    torch.set_num_threads(args.train_threads)
     paths = Paths(args.out, args.cache_dir)
-    document = run_search(config, paths, resume=args.resume,
-                          runtime=Runtime(device=args.device, executor=args.executor, progress=not args.no_progress))
+    runtime = Runtime(device=args.device, executor=args.executor, executor_options=executor_options(args),
+                      progress=not args.no_progress)
+    document = run_search(config, paths, resume=args.resume, runtime=runtime)
     if not document["frontier"]:
         print(f"no candidate fits {config.latency_budget_s:g} s {config.setting.phase}; see {paths.out}/frontier.json",
               file=sys.stderr)

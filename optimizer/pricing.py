@@ -1,6 +1,7 @@
 """Cost every candidate from its captured variant's op graph and a ReLU mask: no tracing, no training."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ class Pricer:
     def price(self, candidate: Candidate) -> Priced:
         if candidate not in self._cache:
             variant = self.variants.of(candidate)
-            estimate = cost_models.price(variant.captured.graph, self.setting, relu_kept=variant.relu_kept(candidate))
+            estimate = cost_models.price(variant.captured.graph, self.setting, relu_kept=variant.relu_kept(candidate),
+                                         poly_elements=variant.poly_elements(candidate))
             self._cache[candidate] = summarise(estimate, candidate, variant.relus(candidate))
-        return self._cache[candidate]
+        return dataclasses.replace(self._cache[candidate], candidate=candidate)  # the caller's tags, not the cached

@@ -19,12 +19,13 @@ from optimizer.criticality import Criticality, criticality_jobs, measure
 from optimizer.data import DataSpec, num_classes
 from optimizer.distill import Distillation
 from optimizer.executors import make_executor
+from optimizer.gate_search import GateOptions
 from optimizer.exporting import export_candidate
 from optimizer.io import read_json, write_json
 from optimizer.models import ModelSource, ZooModel
 from optimizer.pricing import Priced, Pricer, SettingChoice
 from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
-from optimizer.strategies import make_strategy
+from optimizer.strategies import StrategyInputs, make_strategy
 from optimizer.training import Schedule, TrainJob
 from optimizer.transforms import Variants
 from pisim.errors import UserError
@@ -50,6 +51,7 @@ class SearchConfig:
     distillation: Distillation | None = Distillation()
     alphas: tuple[float, ...] = (1.0, 0.5)
     rhos: tuple[float, ...] = (1.0, 0.5)
+    fine_grained: GateOptions = GateOptions()
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "data": self.data.to_dict(), "setting": self.setting.to_dict(),
@@ -57,7 +59,7 @@ class SearchConfig:
                 "seed": self.seed, "schedule": self.schedule.__dict__, "baseline_epochs": self.baseline_epochs,
                 "criticality_epochs": self.criticality_epochs, "max_train": self.max_train,
                 "distillation": self.distillation.__dict__ if self.distillation else None,
-                "alphas": list(self.alphas), "rhos": list(self.rhos)}
+                "alphas": list(self.alphas), "rhos": list(self.rhos), "fine_grained": self.fine_grained.to_dict()}
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Paths:
 class Runtime:
     device: str = "auto"
     executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
@@ -109,10 +112,12 @@ def _check_out_dir(config: SearchConfig, out: Path, resume: bool) -> None:
 class _Search:
     def __init__(self, config: SearchConfig, paths: Paths, runtime: Runtime, source: ModelSource):
         self.config, self.paths, self.runtime, self.source = config, paths, runtime, source
+        # First: a missing executor (Ray not installed) is refused before any capture or pricing work.
+        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress,
+                                      runtime.executor_options)
         self.variants = Variants(source)
         self.pricer = Pricer(self.variants, config.setting)
         self.strategy = make_strategy(config.strategy)
-        self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress)
         self.phase = config.setting.phase
         self.baseline = self.pricer.price(Candidate())
         self.stages = self.variants.of(Candidate()).stages
@@ -121,18 +126,20 @@ class _Search:
         self.entries: list[dict[str, Any]] = []
         self.frontier: list[str] = []
 
-    def job(self, label: str, candidate: Candidate, epochs: int, teacher: str | None = None) -> TrainJob:
+    def job(self, label: str, candidate: Candidate, epochs: int, teacher: str | None = None,
+            init: str | None = None) -> TrainJob:
         schedule = dataclasses.replace(self.config.schedule, epochs=epochs)
         return TrainJob(label, self.source, self.config.data, candidate, schedule, self.config.seed,
-                        self.config.distillation if teacher else None, teacher)
+                        self.config.distillation if teacher else None, teacher, init)
 
     def run(self) -> dict[str, Any]:
         self.save("interrupted")
         self.runtime.log(f"baseline {self.source.name}: {self.baseline.relus:,} ReLUs, {self.phase} latency "
                          f"{self.baseline.seconds(self.phase):.3f} s; budget {self.config.latency_budget_s:g} s")
         teacher = self._train_baseline()
-        self._measure_criticality()
-        chosen = self._choose()
+        if self.strategy.needs_criticality:
+            self._measure_criticality()
+        chosen = self._choose(teacher)
         weights = self._train(chosen, teacher)
         self._export_frontier(weights)
         return self.save("complete")
@@ -151,11 +158,12 @@ class _Search:
         write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
         self.runtime.log(criticality_table(self.criticality, self.config.objective, self.phase).render("table").rstrip())
 
-    def _choose(self) -> list[Priced]:
+    def _choose(self, teacher: str) -> list[Priced]:
         """Enumerate and price every candidate, record them all, return those worth training."""
         config = self.config
-        priced = [self.pricer.price(c) for c in self.strategy.enumerate(
-            self.stages, self.criticality, config.objective, self._reshapes())]
+        inputs = StrategyInputs(config, self.stages, self.criticality, self._reshapes(), self.variants, self.pricer,
+                                self._size, self._budget(), teacher, self.paths.cache_dir, self.runtime)
+        priced = [self.pricer.price(c) for c in self.strategy.enumerate(inputs)]
         survivors = [p for p in priced if self._size(p) <= self._budget()]
         chosen = self.strategy.promising(survivors, self.variants, self._size, config.max_train)
         self.runtime.log(f"{len(priced)} candidates priced, {len(survivors)} within budget, training {len(chosen)}")
@@ -169,12 +177,15 @@ class _Search:
 
     def _train(self, chosen: list[Priced], teacher: str) -> dict[str, str]:
         """Train the chosen candidates (distilled from `teacher`); returns their weights by candidate id."""
-        jobs = [self.job(p.candidate.id, p.candidate, self.config.schedule.epochs, teacher) for p in chosen]
+        jobs = [self.job(p.candidate.id, p.candidate, self.config.schedule.epochs, teacher,
+                         self.strategy.warm_start(p.candidate)) for p in chosen]
         weights: dict[str, str] = {}
-        for priced, result in zip(chosen, self.executor.map(jobs)):
-            self._entry(priced.candidate.id).update(status="trained", accuracy=result.accuracy, curve=result.curve)
+        for priced, result in zip(chosen, self.executor.map(jobs, may_stop_early=True)):
+            status = "stopped_early" if result.stopped_early else "trained"
+            self._entry(priced.candidate.id).update(status=status, accuracy=result.accuracy, curve=result.curve)
             weights[priced.candidate.id] = result.weights
-            self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}, "
+            stopped = f" (stopped after epoch {len(result.curve)})" if result.stopped_early else ""
+            self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}{stopped}, "
                              f"{self.phase} {priced.seconds(self.phase):.3f} s")
             self.save("interrupted")
         return weights

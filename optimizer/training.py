@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -50,6 +50,7 @@ class TrainJob:
     seed: int
     distillation: Distillation | None = None
     teacher_weights: str | None = None  # state dict of the baseline (uncut) model
+    init_weights: str | None = None  # state dict of this candidate to start from (None: fresh seeded init)
 
     def spec(self) -> dict[str, Any]:
         """Everything that decides the result: the cache key of the job."""
@@ -57,7 +58,8 @@ class TrainJob:
                 "candidate": {k: v for k, v in self.candidate.to_dict().items() if k != "tags"},
                 "schedule": self.schedule.__dict__, "seed": self.seed,
                 "distillation": self.distillation.__dict__ if self.distillation else None,
-                "teacher": _file_digest(self.teacher_weights) if self.teacher_weights else None}
+                "teacher": _file_digest(self.teacher_weights) if self.teacher_weights else None,
+                **({"init": _file_digest(self.init_weights)} if self.init_weights else {})}
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()[:12]
@@ -71,6 +73,7 @@ class TrainResult:
     weights: str
     device: str
     cached: bool = False  # read back from a finished job's directory
+    stopped_early: bool = False  # an early-stopping scheduler ended it: `curve` is partial, `weights` empty
 
 
 def _file_digest(path: str) -> str:
@@ -105,8 +108,12 @@ def load_trained(source: ModelSource, candidate: Candidate, weights: str, device
     return model.to(device).eval()
 
 
-def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: bool = True) -> TrainResult:
-    """Run `job` in `directory` (created): resumes from its checkpoint, returns its cached result when done."""
+def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: bool = True,
+          on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Run `job` in `directory` (created): resumes from its checkpoint, returns its cached result when done.
+
+    `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping scheduler's hook).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     result_path = directory / RESULT
@@ -120,6 +127,8 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     splits = load_splits(job.data)
     torch.manual_seed(job.seed)
     model, _ = build_candidate(job.source, job.candidate)
+    if job.init_weights:
+        model.load_state_dict(torch.load(job.init_weights, map_location="cpu", weights_only=True))
     model.to(target)
     teacher = (load_trained(job.source, Candidate(), job.teacher_weights, target)
                if job.distillation and job.teacher_weights else None)
@@ -170,6 +179,8 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
         write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
                                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                       "scaler": scaler.state_dict(), "curve": curve})
+        if on_epoch is not None:
+            on_epoch(curve[-1])
     bar.close()
     write_torch(directory / WEIGHTS, {k: v.cpu() for k, v in model.state_dict().items()})
     final = curve[-1]["test_accuracy"] if curve else evaluate(model, splits.test, schedule.batch_size, target)

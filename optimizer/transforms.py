@@ -8,10 +8,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from optimizer import masks as relu_masks
 from optimizer.candidate import Candidate
+from optimizer.replacements import replacement
 from optimizer.models import ModelSource
 from optimizer.stages import Stage, find_stages, thinned_sites
 from pisim.errors import UserError
@@ -45,13 +48,28 @@ class Variant:
             raise UserError(f"culled_layers names no ReLU call site of this model: {', '.join(unknown[:5])}")
         return removed | set(candidate.culled_layers)
 
+    def masks(self, candidate: Candidate) -> dict[str, torch.Tensor]:
+        """Element masks of the masked call sites that no culling or thinning removed."""
+        removed = self.removed_sites(candidate)
+        decoded = relu_masks.decode_all(candidate.relu_masks, self.captured.graph)
+        return {site: kept for site, kept in decoded.items() if site not in removed}
+
     def relu_kept(self, candidate: Candidate) -> dict[str, int]:
-        """The mask in the cost models' form: kept ReLU elements per call site (removed sites only)."""
-        return {name: 0 for name in self.removed_sites(candidate)}
+        """The mask in the cost models' form: kept ReLU elements per call site (removed or masked sites only)."""
+        kept = {name: 0 for name in self.removed_sites(candidate)}
+        kept.update({site: int(mask.sum()) for site, mask in self.masks(candidate).items()})
+        return kept
+
+    def poly_elements(self, candidate: Candidate) -> dict[str, int]:
+        """Masked-out elements the candidate computes as a degree-2 polynomial, per call site."""
+        if not replacement(candidate.replacement).priced_as_poly:
+            return {}
+        return {site: int((~mask).sum()) for site, mask in self.masks(candidate).items()}
 
     def relus(self, candidate: Candidate) -> int:
         graph = self.captured.graph
-        return graph.total_relus - sum(graph.op(name).relu_elements for name in self.removed_sites(candidate))
+        return graph.total_relus - sum(graph.op(name).relu_elements - kept
+                                       for name, kept in self.relu_kept(candidate).items())
 
 
 class Variants:
@@ -93,5 +111,7 @@ def build_candidate(source: ModelSource, candidate: Candidate) -> tuple[nn.Modul
     captured = capture(model, source.input_size, source=source.name)
     variant = Variant(captured, find_stages(captured.graph))
     module = remove_relus(captured.module, variant.removed_sites(candidate))
+    if candidate.relu_masks:
+        module = relu_masks.apply_masks(module, captured.graph, variant.masks(candidate), candidate.replacement)
     module.train()
     return module, variant

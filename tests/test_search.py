@@ -14,7 +14,7 @@ import pytest
 # Small enough to run three times within a minute on 2 cores: 8x8 digits, short schedules, no reshaping.
 SEARCH = ["--latency-budget", "2.5s", "--input-size", "3x8x8", "--epochs", "3", "--baseline-epochs", "2",
           "--criticality-epochs", "1", "--batch-size", "128", "--max-train", "2", "--alphas", "1", "--rhos", "1",
-          "--train-threads", "1", "--no-progress", "--format", "json"]
+          "--no-progress", "--format", "json"]
 
 
 def search_process(out: Path, *extra: str) -> subprocess.Popen:

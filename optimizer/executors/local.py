@@ -15,6 +15,7 @@ class LocalExecutor:
     progress: bool
     directory_of: Callable[[Path, TrainJob], Path]
 
-    def map(self, jobs: Sequence[TrainJob]) -> Iterator[TrainResult]:
+    def map(self, jobs: Sequence[TrainJob], *, may_stop_early: bool = False) -> Iterator[TrainResult]:
+        # No scheduler here: every job trains its full schedule, so may_stop_early changes nothing.
         for job in jobs:
             yield train(job, self.directory_of(self.cache_dir, job), device=self.device, progress=self.progress)

@@ -1,30 +1,20 @@
-"""Search strategies: each enumerates candidates from the stages and their criticality, in its own order,
-and picks which of those within budget are worth training. Adding one is adding an entry here."""
+"""Search strategies: each proposes candidates from what the search has measured (stages, criticality, the
+trained baseline, the pricer), picks which of those within budget are worth training, and says what each
+starts its training from. Adding one is adding an entry here."""
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable
 
-from optimizer.candidate import Candidate
-from optimizer.criticality import Criticality
-from optimizer.pricing import Priced
-from optimizer.stages import Stage
+from optimizer.strategies.base import Strategy, StrategyInputs
 from optimizer.strategies.deepreduce import DeepReDuce
-from optimizer.transforms import Variants
+from optimizer.strategies.fine_grained import FineGrained
 from pisim.errors import UserError
 
-
-class Strategy(Protocol):
-    name: str
-
-    def enumerate(self, stages: Sequence[Stage], criticality: Criticality, objective: str,
-                  reshapes: Sequence[tuple[float, float]]) -> list[Candidate]: ...
-
-    def promising(self, survivors: Sequence[Priced], variants: Variants, size: Callable[[Priced], float],
-                  limit: int) -> list[Priced]: ...
-
+__all__ = ["Strategy", "StrategyInputs", "STRATEGIES", "make_strategy"]
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "deepreduce": DeepReDuce,
+    "fine-grained": FineGrained,
 }
 
 

@@ -5,24 +5,23 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from optimizer.candidate import Candidate
-from optimizer.criticality import Criticality
 from optimizer.pricing import Priced
-from optimizer.stages import Stage
+from optimizer.strategies.base import StrategyInputs
 from optimizer.transforms import Variants
 
 
 class DeepReDuce:
     name = "deepreduce"
+    needs_criticality = True
 
-    def enumerate(self, stages: Sequence[Stage], criticality: Criticality, objective: str,
-                  reshapes: Sequence[tuple[float, float]]) -> list[Candidate]:
+    def enumerate(self, inputs: StrategyInputs) -> list[Candidate]:
         """Every prefix of the cull order (at least one stage keeps its ReLUs), unthinned then thinned,
         at full shape and then at each reshape; the unmodified baseline is not a candidate."""
-        ranking = criticality.ranking(objective)
-        network_order = {s.name: i for i, s in enumerate(stages)}
+        ranking = inputs.criticality.ranking(inputs.config.objective)
+        network_order = {s.name: i for i, s in enumerate(inputs.stages)}
         found: list[Candidate] = []
-        for alpha, rho in [(1.0, 1.0), *reshapes]:
-            for count in range(len(stages)):
+        for alpha, rho in [(1.0, 1.0), *inputs.reshapes]:
+            for count in range(len(inputs.stages)):
                 culled = tuple(sorted(ranking[:count], key=network_order.__getitem__))
                 for thinned in (False, True):
                     candidate = Candidate(culled_stages=culled, thinned=thinned, alpha=alpha, rho=rho,
@@ -41,3 +40,6 @@ class DeepReDuce:
                    if not any(q.candidate.shape_key == p.candidate.shape_key
                               and removed[q.candidate] < removed[p.candidate] for q in survivors)]
         return sorted(maximal, key=size, reverse=True)[:limit]
+
+    def warm_start(self, candidate: Candidate) -> None:
+        return None  # DeepReDuce trains each candidate from a fresh initialisation

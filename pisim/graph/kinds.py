@@ -184,7 +184,9 @@ METHOD_RULES: dict[str, Rule] = {
     "mean": fixed(OpKind.AVGPOOL, _adaptive),
     **{m: fixed(OpKind.SHAPE, _none) for m in (
         "view", "reshape", "flatten", "size", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
-        "expand", "chunk", "split", "clone", "detach", "to", "float", "dim")},
+        "expand", "chunk", "split", "clone", "detach", "to", "float", "dim",
+        # gathers and scatters with fixed indices (a masked ReLU's kept elements): data movement only
+        "index_select", "index_copy", "view_as")},
 }
 
 ATEN_RULES: dict[Any, Rule] = {
@@ -219,7 +221,7 @@ ATEN_RULES: dict[Any, Rule] = {
         aten.view, aten.reshape, aten.flatten, aten._unsafe_view, aten.slice, aten.select, aten.permute,
         aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.expand, aten.clone, aten.contiguous,
         aten.dropout, aten.constant_pad_nd, aten.pad, aten.sym_size, aten.detach, aten.alias, aten._to_copy,
-        aten.to)},
+        aten.to, aten.index_select, aten.index_copy, aten.view_as)},
     operator.getitem: fixed(OpKind.SHAPE, _none),
 }
 

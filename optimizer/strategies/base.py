@@ -1,0 +1,43 @@
+"""What every search strategy is given and must answer (the registry is optimizer.strategies)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+from optimizer.candidate import Candidate
+from optimizer.criticality import Criticality
+from optimizer.pricing import Priced, Pricer
+from optimizer.stages import Stage
+from optimizer.transforms import Variants
+
+if TYPE_CHECKING:
+    from optimizer.search import Runtime, SearchConfig
+
+
+@dataclass(frozen=True)
+class StrategyInputs:
+    config: "SearchConfig"
+    stages: Sequence[Stage]
+    criticality: Criticality | None  # None for strategies that do not ask for it
+    reshapes: Sequence[tuple[float, float]]
+    variants: Variants
+    pricer: Pricer
+    size: Callable[[Priced], float]  # a priced candidate in budget units (seconds, or ReLUs for --objective relus)
+    budget: float
+    teacher_weights: str
+    cache_dir: Path
+    runtime: "Runtime"
+
+
+class Strategy(Protocol):
+    name: str
+    needs_criticality: bool  # whether the search trains the stage-criticality variants first
+
+    def enumerate(self, inputs: StrategyInputs) -> list[Candidate]: ...
+
+    def promising(self, survivors: Sequence[Priced], variants: Variants, size: Callable[[Priced], float],
+                  limit: int) -> list[Priced]: ...
+
+    def warm_start(self, candidate: Candidate) -> str | None:
+        """Weights the candidate's KD training starts from; None for a fresh seeded initialisation."""

@@ -1,0 +1,89 @@
+"""Fine-grained, latency-weighted ReLU selection (SNL's and AutoReP's per-element gates, priced by PISim).
+
+Where DeepReDuce removes ReLUs a stage or layer at a time, this keeps or drops them one element (or one
+channel) at a time: gates blend each ReLU with its replacement, a sparsity penalty weighted by what each
+element's ReLU costs under the chosen protocol, network and profiles pushes them towards zero until the
+binarised network fits the budget (optimizer.gate_search), and the masked network is then fine-tuned with KD
+from the gate-trained weights by the search's ordinary training jobs.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Callable, Sequence
+
+from optimizer.candidate import Candidate
+from optimizer.gate_search import GateOptions, GateSearchJob, search_gates
+from optimizer.gates import GRANULARITIES
+from optimizer.marginal import latency_saving_per_element, relu_saving_per_element
+from optimizer.pricing import Priced
+from optimizer.replacements import REPLACEMENTS
+from optimizer.strategies.base import StrategyInputs
+from optimizer.transforms import Variants
+from pisim.cli.common import positive_int
+from pisim.errors import UserError
+
+DEFAULTS = GateOptions()
+
+
+class FineGrained:
+    name = "fine-grained"
+    needs_criticality = False
+
+    def __init__(self):
+        self._warm_starts: dict[Candidate, str] = {}
+
+    def enumerate(self, inputs: StrategyInputs) -> list[Candidate]:
+        """One candidate: the binarised gates of the budget loop."""
+        config, options = inputs.config, inputs.config.fine_grained
+        graph = inputs.variants.of(Candidate()).captured.graph
+        savings = (latency_saving_per_element(graph, inputs.pricer.setting, config.setting.phase, options.replacement)
+                   if config.objective == "latency" else relu_saving_per_element(graph))
+        job = GateSearchJob(source=inputs.variants.source, data=config.data, schedule=config.schedule,
+                            seed=config.seed, distillation=config.distillation, teacher_weights=inputs.teacher_weights,
+                            options=options, pricing={**config.setting.to_dict(), "objective": config.objective},
+                            budget=inputs.budget)
+        runtime = inputs.runtime
+        result = search_gates(job, inputs.cache_dir / f"gates-{job.key()}",
+                              lambda candidate: inputs.size(inputs.pricer.price(candidate)), savings,
+                              device=runtime.device, progress=runtime.progress, log=runtime.log)
+        priced = inputs.pricer.price(result.candidate)
+        runtime.log(f"gates ({options.granularity}, {options.replacement}): budget met by {result.ended_by} after "
+                    f"{result.epochs:.2f} epochs; binarised mask keeps {priced.relus:,} ReLUs, "
+                    f"{config.setting.phase} {priced.seconds(config.setting.phase):.4g} s")
+        self._warm_starts[result.candidate] = result.warm_start
+        return [result.candidate]
+
+    def promising(self, survivors: Sequence[Priced], variants: Variants, size: Callable[[Priced], float],
+                  limit: int) -> list[Priced]:
+        return sorted(survivors, key=size, reverse=True)[:limit]
+
+    def warm_start(self, candidate: Candidate) -> str | None:
+        return self._warm_starts.get(candidate)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "fine-grained strategy (--strategy fine-grained)",
+        "gates blend each ReLU with its replacement; a sparsity penalty weighted by each ReLU's latency pushes them "
+        "to zero until the binarised network fits the budget, then the masked network is fine-tuned (--epochs) with KD")
+    group.add_argument("--granularity", choices=list(GRANULARITIES), default=DEFAULTS.granularity,
+                       help="one gate per ReLU element or per channel (default %(default)s)")
+    group.add_argument("--replacement", choices=list(REPLACEMENTS), default=DEFAULTS.replacement,
+                       help="what a dropped ReLU computes: identity, or poly2, a trainable a x^2 + b x + c priced as "
+                            "the protocol prices it (Beaver-triple multiplication in Delphi) (default %(default)s)")
+    group.add_argument("--gate-epochs", type=positive_int, default=DEFAULTS.gate_epochs,
+                       help="most epochs of gate training; if the budget is still not met, the elements with the "
+                            "lowest gate per second saved are dropped until it is (default %(default)s)")
+    group.add_argument("--gate-lr", type=float, default=DEFAULTS.gate_lr, help="Adam rate of the gates "
+                                                                              "(default %(default)s)")
+    group.add_argument("--penalty", type=float, default=DEFAULTS.penalty,
+                       help="starting coefficient of the latency-weighted L1 penalty (default %(default)s)")
+    group.add_argument("--penalty-growth", type=float, default=DEFAULTS.penalty_growth,
+                       help="factor on the penalty when the binarised latency stops falling (default %(default)s)")
+
+
+def options_from_args(args: argparse.Namespace) -> GateOptions:
+    if args.gate_lr <= 0 or args.penalty <= 0 or args.penalty_growth <= 1:
+        raise UserError("--gate-lr and --penalty must be positive and --penalty-growth above 1")
+    return GateOptions(granularity=args.granularity, replacement=args.replacement, gate_epochs=args.gate_epochs,
+                       gate_lr=args.gate_lr, penalty=args.penalty, penalty_growth=args.penalty_growth)
