@@ -22,6 +22,18 @@ SETUP = "(setup)"
 
 
 @dataclass(frozen=True)
+class PhaseFigures:
+    """What results files keep of a priced network: seconds per phase (keys online_s, offline_s, total_s)
+    and bytes per phase (online_bytes, offline_bytes), as `Estimate.to_dict()` writes them."""
+
+    latency: dict[str, float]
+    communication: dict[str, float]
+
+    def seconds(self, phase: str) -> float:
+        return self.latency[f"{phase}_s"]
+
+
+@dataclass(frozen=True)
 class LayerCost:
     name: str          # graph key (fx node name), or "(setup)" for once-per-inference costs
     label: str
@@ -66,13 +78,19 @@ class Estimate:
     def layer_latency(self, layer: LayerCost, phase: str) -> float:
         return phase_latency(layer.cost, phase, self.setting)
 
+    def figures(self) -> PhaseFigures:
+        return PhaseFigures(
+            latency={f"{p}_s": self.latency(p) for p in (*PHASES, "total")},
+            communication={f"{p}_bytes": self.total.phase(p).up_bytes + self.total.phase(p).down_bytes
+                           for p in PHASES})
+
     def to_dict(self) -> dict:
+        figures = self.figures()
         return {
             "setting": self.setting.describe(),
             "relus": self.relus,
-            "latency": {f"{p}_s": self.latency(p) for p in (*PHASES, "total")},
-            "communication": {f"{p}_bytes": self.total.phase(p).up_bytes + self.total.phase(p).down_bytes
-                              for p in PHASES},
+            "latency": figures.latency,
+            "communication": figures.communication,
             "total": self.total.to_dict(),
             "layers": [{"name": l.name, "label": l.label, "kind": l.kind, "relus": l.relus, "poly": l.poly,
                         **{f"{p}_s": self.layer_latency(l, p) for p in PHASES}, "cost": l.cost.to_dict()}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cost_models
+from cost_models import PhaseFigures
 from optimizer.candidate import Candidate
 from optimizer.transforms import Variants
 
@@ -33,20 +34,16 @@ class SettingChoice:
 
 
 @dataclass(frozen=True)
-class Priced:
+class Priced(PhaseFigures):
     candidate: Candidate
     relus: int
-    latency: dict[str, float]  # online_s, offline_s, total_s
-    communication: dict[str, float]  # online_bytes, offline_bytes
     cost: dict[str, Any]  # Estimate.to_dict(), verbatim
-
-    def seconds(self, phase: str) -> float:
-        return self.latency[f"{phase}_s"]
 
 
 def summarise(estimate, candidate: Candidate, relus: int) -> Priced:
     data = estimate.to_dict()
-    return Priced(candidate, relus, {f"{p}_s": estimate.latency(p) for p in PHASES}, data["communication"], data)
+    return Priced(latency=data["latency"], communication=data["communication"], candidate=candidate, relus=relus,
+                  cost=data)
 
 
 class Pricer:

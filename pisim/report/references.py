@@ -13,6 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Mapping
 
+from cost_models.estimate import PhaseFigures
 from pisim.errors import UserError
 from pisim.graph import OpGraph, capture
 from pisim.zoo import ZOO, build_zoo_model
@@ -52,14 +53,9 @@ class ReferenceMethod:
 
 
 @dataclass(frozen=True)
-class PricedReference:
+class PricedReference(PhaseFigures):
     method: ReferenceMethod
     point: ReferencePoint
-    latency: dict[str, float]  # online_s, offline_s, total_s
-    communication: dict[str, float]  # online_bytes, offline_bytes
-
-    def seconds(self, phase: str) -> float:
-        return self.latency[f"{phase}_s"]
 
 
 def load_references() -> dict[str, ReferenceMethod]:
@@ -130,8 +126,8 @@ def price_references(methods: list[ReferenceMethod], setting: Mapping[str, Any])
             poly = ({op.name: op.relu_elements - kept[op.name] for op in graph.relu_ops}
                     if method.removed_as == "polynomial" else None)
             estimate = cost_models.price(graph, loaded, relu_kept=kept, poly_elements=poly)
-            summary = estimate.to_dict()
-            priced.append(PricedReference(method, point, summary["latency"], summary["communication"]))
+            figures = estimate.figures()
+            priced.append(PricedReference(figures.latency, figures.communication, method, point))
     return priced
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cost_models.estimate import PhaseFigures
 from pisim.errors import UserError
 
 SEARCH_SCHEMA = "pisim.search/1"
@@ -23,18 +24,13 @@ ESTIMATE_KEYS = ("setting", "relus", "latency", "communication", "layers")
 
 
 @dataclass(frozen=True)
-class Point:
+class Point(PhaseFigures):
     """One priced network: a candidate, a search's baseline, or an estimated model."""
 
     id: str
     relus: int
-    latency: dict[str, float]  # online_s, offline_s, total_s
-    communication: dict[str, float]  # online_bytes, offline_bytes
     status: str = TRAINED
     accuracy: float | None = None  # fraction of the test set, 0..1
-
-    def seconds(self, phase: str) -> float:
-        return self.latency[f"{phase}_s"]
 
 
 @dataclass(frozen=True)
