@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from cost_models.datafiles import resolve
 from pisim.errors import UserError
 
 
@@ -44,6 +45,34 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: malformed TOML ({error})") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read ({error.strerror})") from None
+
+
+def read_data_file(kind: str, name_or_path: str | Path, schema: str) -> tuple[Path, dict[str, Any]]:
+    """A shipped ("delphi") or user (path) TOML file of `kind`, refused unless it declares `schema`."""
+    path = resolve(kind, name_or_path)
+    document = read_toml(path)
+    if document.get("schema") != schema:
+        raise UserError(f"{path}: schema must be '{schema}', got {document.get('schema')!r}")
+    return path, document
+
+
+@dataclass(frozen=True)
+class ConstantFile:
+    """A data file that is a name, a description and a table of constants (a profile, a network)."""
+
+    name: str
+    description: str
+    path: Path
+    constants: dict[str, Constant]
+
+    def __getitem__(self, key: str) -> float:
+        return self.constants[key].value
+
+    @classmethod
+    def read(cls, kind: str, name_or_path: str | Path, schema: str, specs: Mapping[str, "ConstantSpec"]):
+        path, document = read_data_file(kind, name_or_path, schema)
+        return cls(require(document, "name", str, path), require(document, "description", str, path), path,
+                   parse_constants(document, specs, path))
 
 
 def require(document: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:

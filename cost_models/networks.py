@@ -1,12 +1,9 @@
 """Network profiles: bandwidth each way and round-trip time; latency of bytes and rounds over them."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from cost_models.constants import Constant, ConstantSpec, parse_constants, read_toml, require
-from cost_models.datafiles import resolve
-from pisim.errors import UserError
+from cost_models.constants import ConstantFile, ConstantSpec
 
 NETWORK_SCHEMA = "pisim.network/1"
 
@@ -17,13 +14,7 @@ NETWORK_CONSTANTS: dict[str, ConstantSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class Network:
-    name: str
-    description: str
-    path: Path
-    constants: dict[str, Constant]
-
+class Network(ConstantFile):
     @property
     def upload_bits_per_s(self) -> float:
         return self.constants["upload_bandwidth"].value
@@ -42,9 +33,4 @@ class Network:
 
 
 def load_network(name_or_path: str | Path) -> Network:
-    path = resolve("networks", name_or_path)
-    document = read_toml(path)
-    if document.get("schema") != NETWORK_SCHEMA:
-        raise UserError(f"{path}: schema must be '{NETWORK_SCHEMA}', got {document.get('schema')!r}")
-    return Network(require(document, "name", str, path), require(document, "description", str, path),
-                   path, parse_constants(document, NETWORK_CONSTANTS, path))
+    return Network.read("networks", name_or_path, NETWORK_SCHEMA, NETWORK_CONSTANTS)

@@ -14,12 +14,9 @@ Schema `pisim.profile/1` (documented in docs/architecture.md; `pisim calibrate` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from cost_models.constants import Constant, ConstantSpec, parse_constants, read_toml, require
-from cost_models.datafiles import resolve
-from pisim.errors import UserError
+from cost_models.constants import ConstantFile, ConstantSpec
 
 PROFILE_SCHEMA = "pisim.profile/1"
 
@@ -39,21 +36,9 @@ PROFILE_CONSTANTS: dict[str, ConstantSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class HardwareProfile:
-    name: str
-    description: str
-    path: Path
-    constants: dict[str, Constant]
-
-    def __getitem__(self, key: str) -> float:
-        return self.constants[key].value
+class HardwareProfile(ConstantFile):
+    """One machine's price per cryptographic primitive."""
 
 
 def load_profile(name_or_path: str | Path) -> HardwareProfile:
-    path = resolve("profiles", name_or_path)
-    document = read_toml(path)
-    if document.get("schema") != PROFILE_SCHEMA:
-        raise UserError(f"{path}: schema must be '{PROFILE_SCHEMA}', got {document.get('schema')!r}")
-    return HardwareProfile(require(document, "name", str, path), require(document, "description", str, path),
-                           path, parse_constants(document, PROFILE_CONSTANTS, path))
+    return HardwareProfile.read("profiles", name_or_path, PROFILE_SCHEMA, PROFILE_CONSTANTS)

@@ -26,8 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cost_models.constants import Constant, ConstantSpec, parse_constants, read_toml, require
-from cost_models.datafiles import resolve
+from cost_models.constants import Constant, ConstantSpec, parse_constants, read_data_file, require
 from cost_models.handlers import HANDLERS, Handler
 from pisim.errors import UserError
 from pisim.graph import OpKind
@@ -51,10 +50,7 @@ class Protocol:
 
 
 def load_protocol(name_or_path: str | Path) -> Protocol:
-    path = resolve("protocols", name_or_path)
-    doc = read_toml(path)
-    if doc.get("schema") != PROTOCOL_SCHEMA:
-        raise UserError(f"{path}: schema must be '{PROTOCOL_SCHEMA}', got {doc.get('schema')!r}")
+    path, doc = read_data_file("protocols", name_or_path, PROTOCOL_SCHEMA)
     ops_table = require(doc, "ops", dict, path)
     names = {_kind(key, path): _handler_name(value, f"ops.{key}", path) for key, value in ops_table.items()}
     setup_names = [_handler_name(v, "setup", path) for v in require(doc, "setup", list, path)]
