@@ -3,17 +3,13 @@ from __future__ import annotations
 
 from cost_models.constants import Constant
 from cost_models.estimate import Estimate
-from pisim.report import Column, Table, format_count
+from pisim.report import Column, Table
+from pisim.report.counts import COUNT_COLUMNS
 
 MB = 1e6
 
-COST_COLUMNS = [
-    Column("layer", "layer", numeric=False),
-    Column("kind", "kind", numeric=False),
-    Column("output_shape", "output", numeric=False),
-    Column("macs", "MACs", formatter=format_count),
-    Column("relus", "ReLUs", formatter=format_count),
-    Column("comparisons", "comparisons", formatter=format_count),
+# The counting columns of `pisim estimate` without the parameter count, then the costs.
+COST_COLUMNS = [c for c in COUNT_COLUMNS if c.key != "params"] + [
     Column("offline_s", "offline", "s"),
     Column("online_s", "online", "s"),
     Column("offline_mb", "offline comm", "MB"),
