@@ -19,6 +19,7 @@ from pisim.errors import UserError
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.25
 DIGITS_GLYPH_FRACTION = 0.625  # glyph side / canvas side: 10 px of a 16 px canvas
+DIGITS_CLASSES = 10  # scikit-learn's load_digits: the digits 0 to 9
 
 
 DEFAULT_INPUT_SIZE: dict[str, tuple[int, int, int]] = {
@@ -48,14 +49,25 @@ class Splits:
     num_classes: int
 
 
-def load_splits(spec: DataSpec) -> Splits:
+@dataclass(frozen=True)
+class Loader:
+    splits: Callable[[DataSpec], Splits]
+    classes: Callable[[DataSpec], int]  # the class count, read without loading the data
+
+
+def _loader(spec: DataSpec) -> Loader:
     if spec.name not in LOADERS:
         raise UserError(f"unknown dataset {spec.name!r}; choose from {', '.join(LOADERS)}")
-    return LOADERS[spec.name](spec)
+    return LOADERS[spec.name]
+
+
+def load_splits(spec: DataSpec) -> Splits:
+    return _loader(spec).splits(spec)
 
 
 def num_classes(spec: DataSpec) -> int:
-    return load_splits(spec).num_classes
+    """What the model's classifier needs, before any data is loaded (missing data is still a UserError)."""
+    return _loader(spec).classes(spec)
 
 
 def _digits(spec: DataSpec) -> Splits:
@@ -78,9 +90,11 @@ def _digits(spec: DataSpec) -> Splits:
     train_idx, test_idx = train_test_split(range(len(labels)), test_size=DIGITS_TEST_FRACTION,
                                            random_state=DIGITS_SPLIT_SEED, stratify=digits.target)
     return Splits(TensorDataset(canvas[train_idx], labels[train_idx]),
-                  TensorDataset(canvas[test_idx], labels[test_idx]), 10)
+                  TensorDataset(canvas[test_idx], labels[test_idx]), DIGITS_CLASSES)
 
 
+# Classes of each CIFAR (Krizhevsky 2009; CIFAR-100 as torchvision labels it: its 100 fine classes).
+_CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
 _CIFAR_STATS = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
                 "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))}
 
@@ -107,19 +121,35 @@ def _image_transform(spec: DataSpec, mean, std, train: bool) -> Callable:
     return T.Compose(steps + [T.ToTensor(), T.Normalize(mean, std)])
 
 
-def _cifar(spec: DataSpec) -> Splits:
+def _cifar_dataset(spec: DataSpec):
     from torchvision import datasets
 
+    return datasets.CIFAR10 if spec.name == "cifar10" else datasets.CIFAR100
+
+
+def _cifar_missing(spec: DataSpec, root: Path, reason: str) -> UserError:
+    return UserError(f"no {spec.name} under --data-dir {root} ({reason}); nothing is downloaded: place the "
+                     f"torchvision copy (e.g. {_cifar_dataset(spec).base_folder}) there")
+
+
+def _cifar(spec: DataSpec) -> Splits:
     root = _require_dir(spec)
-    cls = datasets.CIFAR10 if spec.name == "cifar10" else datasets.CIFAR100
+    cls = _cifar_dataset(spec)
     mean, std = _CIFAR_STATS[spec.name]
     try:
         train = cls(str(root), train=True, download=False, transform=_image_transform(spec, mean, std, True))
         test = cls(str(root), train=False, download=False, transform=_image_transform(spec, mean, std, False))
     except RuntimeError as error:
-        raise UserError(f"no {spec.name} under --data-dir {root} ({error}); nothing is downloaded: place the "
-                        f"torchvision copy (e.g. {cls.base_folder}) there") from None
+        raise _cifar_missing(spec, root, str(error)) from None
     return Splits(train, test, len(train.classes))
+
+
+def _cifar_classes(spec: DataSpec) -> int:
+    root = _require_dir(spec)
+    folder = _cifar_dataset(spec).base_folder
+    if not (root / folder).is_dir():
+        raise _cifar_missing(spec, root, f"no {folder} folder")
+    return _CIFAR_CLASSES[spec.name]
 
 
 _IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -130,10 +160,8 @@ def _image_folder(spec: DataSpec) -> Splits:
     val_annotations.txt is read as it ships."""
     from torchvision import datasets
 
-    root = _require_dir(spec)
+    root = _train_folder(spec).parent
     mean, std = _IMAGENET_STATS
-    if not (root / "train").is_dir():
-        raise UserError(f"--data-dir {root} has no train/ folder of class sub-folders")
     train = datasets.ImageFolder(str(root / "train"), transform=_image_transform(spec, mean, std, True))
     test_transform = _image_transform(spec, mean, std, False)
     annotations = root / "val" / "val_annotations.txt"
@@ -147,6 +175,24 @@ def _image_folder(spec: DataSpec) -> Splits:
         if test.class_to_idx != train.class_to_idx:
             raise UserError(f"--data-dir {root}: train/ and {held_out.name}/ have different class folders")
     return Splits(train, test, len(train.classes))
+
+
+def _train_folder(spec: DataSpec) -> Path:
+    train = _require_dir(spec) / "train"
+    if not train.is_dir():
+        raise UserError(f"--data-dir {spec.data_dir} has no train/ folder of class sub-folders")
+    return train
+
+
+def _image_folder_classes(spec: DataSpec) -> int:
+    """The class sub-folders of train/, as ImageFolder finds them, without listing their images."""
+    from torchvision.datasets.folder import find_classes
+
+    train = _train_folder(spec)
+    try:
+        return len(find_classes(str(train))[0])
+    except FileNotFoundError:
+        raise UserError(f"--data-dir {spec.data_dir}: train/ holds no class sub-folders") from None
 
 
 def _annotated_folder(images: Path, annotations: Path, class_to_idx: dict[str, int], transform) -> Dataset:
@@ -169,10 +215,10 @@ def _annotated_folder(images: Path, annotations: Path, class_to_idx: dict[str, i
     return Annotated()
 
 
-LOADERS: dict[str, Callable[[DataSpec], Splits]] = {
-    "digits": _digits,
-    "cifar10": _cifar,
-    "cifar100": _cifar,
-    "imagefolder": _image_folder,
-    "tinyimagenet": _image_folder,
+LOADERS: dict[str, Loader] = {
+    "digits": Loader(_digits, lambda spec: DIGITS_CLASSES),
+    "cifar10": Loader(_cifar, _cifar_classes),
+    "cifar100": Loader(_cifar, _cifar_classes),
+    "imagefolder": Loader(_image_folder, _image_folder_classes),
+    "tinyimagenet": Loader(_image_folder, _image_folder_classes),
 }
