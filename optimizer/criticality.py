@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from optimizer.candidate import Candidate
-from optimizer.pricing import Pricer
+from optimizer.pricing import BUDGET_UNITS, Pricer
 from optimizer.stages import Stage
 from optimizer.training import TrainJob, TrainResult
 
-OBJECTIVES = ("latency", "relus")
+OBJECTIVES = tuple(BUDGET_UNITS)
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,17 @@ or per channel (optimizer.gates). The loss is the distillation loss plus
 
 so a gate whose ReLUs cost more time is pushed harder, and the penalty at the start is `penalty` whatever
 the model's size. A few times per epoch the gates are binarised and the mask priced exactly by the cost
-models (through the search's Pricer); the loop stops as soon as that price is within budget, and raises the
+models (a Pricer of the job's setting); the loop stops as soon as that price is within budget, and raises the
 penalty by `penalty_growth` whenever `patience` checks pass without a new lowest price (SNL raises its lasso
 coefficient when the ReLU count stalls). Gates are kept in [0, 1] (projected after each step), so the L1
 penalty is their sum. The gates are then binarised at the budget: elements are kept in
 order of gate per second saved, as many as fit (this fills the room a threshold left, or, when `gate_epochs`
 ran out first, masks what the penalty did not; the result says which).
 
-Seeded, a checkpoint after every epoch (a resumed search continues from it), and a cached result.
+It is the training loop of optimizer.training (seeding, AMP where the device has it, a checkpoint after every
+epoch that a resumed search continues from) with hooks for the penalty, the projection and the checks, and an
+executor job like a training job (`GateSearchJob.run`), so `--executor ray` runs it on the cluster; a finished
+search returns its cached result.
 """
 from __future__ import annotations
 
@@ -30,24 +33,22 @@ from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from optimizer import masks as relu_masks
 from optimizer.candidate import Candidate
 from optimizer.data import DataSpec, load_splits
 from optimizer.distill import Distillation
+from optimizer.gates import PREFIX as GATE_PREFIX
 from optimizer.gates import GatedReLU, binarise, insert_gates
-from optimizer.gates import module_name as gate_module_name
 from optimizer.io import read_json, write_json, write_torch
-from optimizer.masks import module_name as mask_module_name
+from optimizer.marginal import latency_saving_per_element, relu_saving_per_element
+from optimizer.masks import PREFIX as MASK_PREFIX
 from optimizer.models import ModelSource
-from optimizer.training import Schedule, evaluate, load_trained, pick_device
-from optimizer.transforms import build_candidate
+from optimizer.pricing import BUDGET_UNITS, Pricer, SettingChoice
+from optimizer.training import CHECKPOINT, RESULT, Hooks, Loop, Schedule, Step, evaluate, fit, load_trained, pick_device
+from optimizer.transforms import Variants, variants_of
 from pisim.graph import OpNode
 
-CHECKPOINT = "checkpoint.pt"
-RESULT = "result.json"
 WARM_START = "warm_start.pt"
 GATE_EPOCHS_TAG = "gate epochs"  # candidate tag: epochs of gate training that produced the mask
 MIN_PROGRESS = 0.01  # a check that lowers the price by less than this fraction counts as stalled
@@ -72,6 +73,8 @@ class GateOptions:
 
 @dataclass(frozen=True)
 class GateSearchJob:
+    """The budget loop as an executor job (optimizer.executors): picklable, priced and run where it lands."""
+
     source: ModelSource
     data: DataSpec
     schedule: Schedule  # batch size
@@ -79,17 +82,25 @@ class GateSearchJob:
     distillation: Distillation | None
     teacher_weights: str
     options: GateOptions
-    pricing: dict[str, Any]  # what the budget is measured in: setting, phase, objective (part of the cache key)
+    setting: SettingChoice  # what the budget is priced under
+    objective: str  # what it is measured in: a key of pricing.BUDGET_UNITS
     budget: float
+    label: str = "gates"  # its directory is cache_dir/gates-<key>
 
     def spec(self) -> dict[str, Any]:
         return {"model": self.source.to_dict(), "data": self.data.to_dict(), "batch_size": self.schedule.batch_size,
                 "seed": self.seed, "distillation": self.distillation.__dict__ if self.distillation else None,
                 "teacher": hashlib.sha1(Path(self.teacher_weights).read_bytes()).hexdigest()[:12],
-                "options": self.options.to_dict(), "pricing": self.pricing, "budget": self.budget}
+                "options": self.options.to_dict(), "pricing": {**self.setting.to_dict(), "objective": self.objective},
+                "budget": self.budget}
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def run(self, directory: Path, *, device: str = "auto", progress: bool = True,
+            on_epoch: Callable[[dict[str, float]], None] | None = None) -> "GateResult":
+        """What an executor runs: `search_gates` for this job in `directory`."""
+        return search_gates(self, directory, device=device, progress=progress, on_epoch=on_epoch)
 
 
 @dataclass
@@ -102,11 +113,58 @@ class GateResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def search_gates(job: GateSearchJob, directory: Path, size_of: Callable[[Candidate], float],
-                 savings: Mapping[str, float], *, device: str = "auto", progress: bool = True,
-                 log: Callable[[str], None] = print) -> GateResult:
-    """Run (or resume, or return the cached result of) the budget loop in `directory`. `size_of` prices a
-    candidate in budget units; `savings[site]` is what one masked element there saves, in the same units."""
+class _BudgetLoop(Hooks):
+    """The gate search's hooks on the training loop: the latency-weighted penalty, gates projected back to
+    [0, 1] after each step, and the pricing checks that end training within budget or raise a stalled penalty."""
+
+    def __init__(self, gates: Mapping[str, GatedReLU], sites: Mapping[str, OpNode], savings: Mapping[str, float],
+                 options: GateOptions, size_of: Callable[[Candidate], float], budget: float):
+        self.gates, self.sites, self.options, self.size_of, self.budget = gates, sites, options, size_of, budget
+        self.weights = _penalty_weights(gates, sites, savings)
+        self.state: dict[str, Any] = {"penalty": options.penalty, "history": [], "lowest": math.inf, "stalled": 0}
+        self._shown: dict[str, str] = {}
+
+    def extra_loss(self) -> torch.Tensor:
+        sparsity = sum(w * gate.gate.sum() for gate, w in zip(self.gates.values(), self.weights))
+        return self.state["penalty"] * sparsity
+
+    def after_step(self, step: Step) -> bool:
+        with torch.no_grad():  # a gate is a blend weight: projected back to [0, 1], so one at 0 stays there
+            for gate in self.gates.values():
+                gate.gate.clamp_(0.0, 1.0)
+        if step.index % self.options.check_every and step.index != step.per_epoch:
+            return False
+        state = self.state
+        size = self.size_of(mask_candidate(binarise(self.gates, self.sites, self.options.threshold), self.options))
+        state["history"].append({"epoch": step.total / step.per_epoch, "penalty": state["penalty"], "size": size,
+                                 "task_loss": float(step.task_loss.detach())})
+        self._shown = {"size": f"{size:.4g}", "budget": f"{self.budget:.4g}", "penalty": f"{state['penalty']:.3g}"}
+        if size <= self.budget:
+            return True
+        if size < state["lowest"] * (1 - MIN_PROGRESS):
+            state["lowest"], state["stalled"] = size, 0
+        else:
+            state["stalled"] += 1
+        if state["stalled"] >= self.options.patience:
+            state["penalty"] *= self.options.penalty_growth
+            state["stalled"] = 0
+        return False
+
+    def postfix(self) -> dict[str, str]:
+        return self._shown
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+
+def search_gates(job: GateSearchJob, directory: Path, *, device: str = "auto", progress: bool = True,
+                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> GateResult:
+    """Run (or resume, or return the cached result of) the budget loop in `directory`, pricing candidates
+    under the job's setting and objective. `on_epoch` sees each epoch's curve point once its checkpoint is
+    written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if (directory / RESULT).is_file():
@@ -114,99 +172,50 @@ def search_gates(job: GateSearchJob, directory: Path, size_of: Callable[[Candida
         return GateResult(Candidate.from_dict(stored["candidate"]), str(directory / WARM_START), stored["size"],
                           stored["ended_by"], stored["epochs"], stored["history"])
     write_json(directory / "job.json", job.spec())
-    options = job.options
+    options, phase = job.options, job.setting.phase
     target = pick_device(device)
     torch.set_flush_denormal(True)
     splits = load_splits(job.data)
+    variants = variants_of(job.source)
+    pricer = Pricer(variants, job.setting)
+    units = BUDGET_UNITS[job.objective]
+
+    def size_of(candidate: Candidate) -> float:
+        return units(pricer.price(candidate), phase)
+
+    graph = variants.of(Candidate()).captured.graph
+    savings = (latency_saving_per_element(graph, pricer.setting, phase, options.replacement)
+               if job.objective == "latency" else relu_saving_per_element(graph))
     torch.manual_seed(job.seed)
     teacher = load_trained(job.source, Candidate(), job.teacher_weights, target)
-    student, variant = build_candidate(job.source, Candidate())
+    student = variants.build(Candidate(), initialise=False)
     student.load_state_dict(teacher.state_dict())
-    sites = {op.name: op for op in variant.captured.graph.relu_ops}
+    sites = {op.name: op for op in graph.relu_ops}
     model, gates = insert_gates(student, list(sites.values()), options.granularity, options.replacement)
     model.to(target)
-    penalty_weights = _penalty_weights(gates, sites, savings)
     gate_params = [gate.gate for gate in gates.values()]
     gate_ids = {id(p) for p in gate_params}
     optimizer = torch.optim.Adam([
         {"params": gate_params, "lr": options.gate_lr},
         {"params": [p for p in model.parameters() if id(p) not in gate_ids], "lr": options.weight_lr}])
-    steps_per_epoch = math.ceil(len(splits.train) / job.schedule.batch_size)
-    state = {"epoch": 0, "penalty": options.penalty, "history": [], "lowest": math.inf, "stalled": 0}
-    if (directory / CHECKPOINT).is_file():
-        saved = torch.load(directory / CHECKPOINT, map_location=target, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-    bar = tqdm(total=options.gate_epochs * steps_per_epoch, initial=state["epoch"] * steps_per_epoch,
-               desc=f"gates {options.granularity}", unit="step", disable=not progress, leave=False, dynamic_ncols=True)
-    met: Candidate | None = None
-    steps = state["epoch"] * steps_per_epoch
-    for epoch in range(state["epoch"], options.gate_epochs):
-        torch.manual_seed(job.seed * 7_919 + epoch)
-        model.train()
-        generator = torch.Generator().manual_seed(job.seed * 1_000_003 + epoch)
-        loader = torch.utils.data.DataLoader(splits.train, batch_size=job.schedule.batch_size, shuffle=True,
-                                             generator=generator)
-        for step, (images, labels) in enumerate(loader, start=1):
-            images, labels = images.to(target), labels.to(target)
-            logits = model(images)
-            if job.distillation is not None:
-                with torch.no_grad():
-                    teacher_logits = teacher(images)
-                task = job.distillation.loss(logits, teacher_logits, labels)
-            else:
-                task = F.cross_entropy(logits, labels)
-            sparsity = sum(w * gate.gate.sum() for gate, w in zip(gates.values(), penalty_weights))
-            loss = task + state["penalty"] * sparsity
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():  # a gate is a blend weight: projected back to [0, 1], so one at 0 stays there
-                for gate in gate_params:
-                    gate.clamp_(0.0, 1.0)
-            steps += 1
-            bar.update(1)
-            if step % options.check_every and step != steps_per_epoch:
-                continue
-            candidate = mask_candidate(binarise(gates, sites, options.threshold), options)
-            size = size_of(candidate)
-            state["history"].append({"epoch": steps / steps_per_epoch, "penalty": state["penalty"], "size": size,
-                                     "task_loss": float(task.detach())})
-            bar.set_postfix(size=f"{size:.4g}", budget=f"{job.budget:.4g}", penalty=f"{state['penalty']:.3g}")
-            if size <= job.budget:
-                met = candidate
-                break
-            if size < state["lowest"] * (1 - MIN_PROGRESS):
-                state["lowest"], state["stalled"] = size, 0
-            else:
-                state["stalled"] += 1
-            if state["stalled"] >= options.patience:
-                state["penalty"] *= options.penalty_growth
-                state["stalled"] = 0
-        if met is not None:
-            break
-        state["epoch"] = epoch + 1
-        write_torch(directory / CHECKPOINT, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                             "state": state})
-    bar.close()
-    ended_by = "penalty" if met is not None else "gate_epochs"
-    if met is None:
-        log(f"gates: {options.gate_epochs} epochs did not bring the price under {job.budget:.4g}; masking the "
-            "elements with the lowest gate per unit saved until it fits")
-    epochs = steps / steps_per_epoch
+    budget_loop = _BudgetLoop(gates, sites, savings, options, size_of, job.budget)
+    loop = Loop(f"gates {options.granularity}", model, optimizer, splits, options.gate_epochs,
+                job.schedule.batch_size, job.seed, teacher=teacher if job.distillation is not None else None,
+                distillation=job.distillation, hooks=budget_loop)
+    fitted = fit(loop, directory / CHECKPOINT, target, progress=progress, on_epoch=on_epoch)
+    ended_by = "penalty" if fitted.stopped else "gate_epochs"
     met = rank_to_budget(gates, sites, savings, options, size_of, job.budget)
-    met = dataclasses.replace(met, tags=(*met.tags, f"{GATE_EPOCHS_TAG} {epochs:.3f}", f"budget met by {ended_by}"))
+    met = dataclasses.replace(met, tags=(*met.tags, f"{GATE_EPOCHS_TAG} {fitted.epochs:.3f}",
+                                         f"budget met by {ended_by}"))
     size = size_of(met)
-    write_torch(directory / WARM_START, warm_start(job.source, met, model))
-    result = GateResult(met, str(directory / WARM_START), size, ended_by, epochs, state["history"])
-    model.eval()
+    write_torch(directory / WARM_START, warm_start(variants, met, model))
+    history = budget_loop.state["history"]
     accuracy = evaluate(model, splits.test, job.schedule.batch_size, target)
     write_json(directory / RESULT, {"candidate": met.to_dict(), "size": size, "ended_by": ended_by,
-                                    "epochs": result.epochs, "history": result.history,
+                                    "epochs": fitted.epochs, "history": history, "curve": fitted.curve,
                                     "gated_accuracy": accuracy, "job": job.spec()})
     (directory / CHECKPOINT).unlink(missing_ok=True)
-    return result
+    return GateResult(met, str(directory / WARM_START), size, ended_by, fitted.epochs, history)
 
 
 def _penalty_weights(gates: Mapping[str, GatedReLU], sites: Mapping[str, OpNode],
@@ -250,13 +259,12 @@ def rank_to_budget(gates: Mapping[str, GatedReLU], sites: Mapping[str, OpNode], 
     return masked(low)
 
 
-def warm_start(source: ModelSource, candidate: Candidate, gated: nn.Module) -> dict[str, torch.Tensor]:
+def warm_start(variants: Variants, candidate: Candidate, gated: nn.Module) -> dict[str, torch.Tensor]:
     """The masked candidate network's state dict with the gate-trained weights and replacement coefficients."""
-    masked, _ = build_candidate(source, candidate)
+    masked = variants.build(candidate, initialise=False)
     trained = {k: v.detach().cpu() for k, v in gated.state_dict().items()}
-    prefix, gated_prefix = mask_module_name(""), gate_module_name("")
     state = {}
     for key, value in masked.state_dict().items():
-        source_key = gated_prefix + key[len(prefix):] if key.startswith(prefix) else key
+        source_key = GATE_PREFIX + key[len(MASK_PREFIX):] if key.startswith(MASK_PREFIX) else key
         state[key] = trained.get(source_key, value)  # the mask's index buffers are the masked network's own
     return state

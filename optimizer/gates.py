@@ -5,7 +5,6 @@ network, as SNL starts). Binarising keeps the elements whose gate is above a thr
 """
 from __future__ import annotations
 
-import copy
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 
 from optimizer.masks import site_shape
 from optimizer.replacements import replacement as find_replacement
+from optimizer.rewrite import replace_call_sites
 from pisim.errors import UserError
 from pisim.graph import OpNode
 
@@ -31,8 +31,8 @@ def gate_shape(granularity: str, shape: tuple[int, ...]) -> tuple[int, ...]:
     return GRANULARITIES[granularity](shape)
 
 
-def module_name(site: str) -> str:
-    return f"gated_{site}"
+# Submodule name of a gated call site: PREFIX + site (gate_search.warm_start maps gate-trained weights by it).
+PREFIX = "gated_"
 
 
 class GatedReLU(nn.Module):
@@ -52,22 +52,9 @@ class GatedReLU(nn.Module):
 
 def insert_gates(module: fx.GraphModule, sites: Sequence[OpNode], granularity: str,
                  replacement: str) -> tuple[fx.GraphModule, dict[str, GatedReLU]]:
-    """A copy of `module` with every ReLU call site in `sites` replaced by a `GatedReLU`."""
-    gated = copy.deepcopy(module)
-    nodes = {node.name: node for node in gated.graph.nodes}
-    gates: dict[str, GatedReLU] = {}
-    for op in sites:
-        node = nodes[op.name]
-        gates[op.name] = GatedReLU(site_shape(op), granularity, replacement, op.attrs.get("clamp"))
-        gated.add_submodule(module_name(op.name), gates[op.name])
-        with gated.graph.inserting_after(node):
-            call = gated.graph.call_module(module_name(op.name), (node.all_input_nodes[0],))
-        node.replace_all_uses_with(call)
-        gated.graph.erase_node(node)
-    gated.graph.lint()
-    gated.delete_all_unused_submodules()
-    gated.recompile()
-    return gated, gates
+    """A copy of `module` with every ReLU call site in `sites` replaced by a `GatedReLU`, and those gates by site."""
+    return replace_call_sites(module, sites, lambda op: GatedReLU(site_shape(op), granularity, replacement,
+                                                                  op.attrs.get("clamp")), PREFIX)
 
 
 def binarise(gates: Mapping[str, GatedReLU], sites: Mapping[str, OpNode], threshold: float) -> dict[str, torch.Tensor]:

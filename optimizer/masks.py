@@ -9,17 +9,16 @@ needed. Dropped elements pass through or go through the candidate's replacement 
 from __future__ import annotations
 
 import base64
-import copy
 import math
 from typing import Mapping
 
 import numpy as np
 import torch
-import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
 from optimizer.replacements import replacement as find_replacement
+from optimizer.rewrite import Factory
 from pisim.errors import UserError
 from pisim.graph import OpGraph, OpNode
 
@@ -52,8 +51,8 @@ def site_shape(op: OpNode) -> tuple[int, ...]:
     return tuple(op.output_shape[1:])
 
 
-def module_name(site: str) -> str:
-    return f"masked_{site}"
+# Submodule name of a masked call site: PREFIX + site (gate_search.warm_start maps gate-trained weights by it).
+PREFIX = "masked_"
 
 
 class MaskedReLU(nn.Module):
@@ -78,26 +77,16 @@ class MaskedReLU(nn.Module):
         return out.view_as(x)
 
 
-def apply_masks(module: fx.GraphModule, graph: OpGraph, masks: Mapping[str, torch.Tensor],
-                replacement: str) -> fx.GraphModule:
-    """A copy of `module` in which each masked call site computes a `MaskedReLU`. A site that keeps every
-    element stays a ReLU; one that keeps none, with the identity replacement, passes its input through."""
-    rewritten = copy.deepcopy(module)
-    nodes = {node.name: node for node in rewritten.graph.nodes}
-    for site, kept in masks.items():
-        node, op = nodes[site], graph.op(site)
-        if bool(kept.all()):
-            continue
-        source = node.all_input_nodes[0]
-        if not bool(kept.any()) and not find_replacement(replacement).priced_as_poly:
-            node.replace_all_uses_with(source)
-        else:
-            rewritten.add_submodule(module_name(site), MaskedReLU(kept, replacement, op.attrs.get("clamp")))
-            with rewritten.graph.inserting_after(node):
-                masked = rewritten.graph.call_module(module_name(site), (source,))
-            node.replace_all_uses_with(masked)
-        rewritten.graph.erase_node(node)
-    rewritten.graph.lint()
-    rewritten.delete_all_unused_submodules()
-    rewritten.recompile()
-    return rewritten
+def factory(masks: Mapping[str, torch.Tensor], replacement: str) -> Factory:
+    """The rewrite of masked call sites (optimizer.rewrite): each computes a `MaskedReLU`; one that keeps no
+    element, with the identity replacement, passes its input through. Sites that keep every element are the
+    caller's to leave out: they stay ReLUs."""
+    free = not find_replacement(replacement).priced_as_poly
+
+    def masked(op: OpNode) -> nn.Module | None:
+        kept = masks[op.name]
+        if free and not bool(kept.any()):
+            return None
+        return MaskedReLU(kept, replacement, op.attrs.get("clamp"))
+
+    return masked

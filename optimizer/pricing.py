@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import cost_models
 from cost_models import PhaseFigures
@@ -38,6 +38,14 @@ class Priced(PhaseFigures):
     candidate: Candidate
     relus: int
     cost: dict[str, Any]  # Estimate.to_dict(), verbatim
+
+
+# What a latency budget is measured in, by --objective: the latency of the searched phase (PISim), or the ReLU
+# count (DeepReDuce's proxy; the search converts the budget into ReLUs).
+BUDGET_UNITS: dict[str, Callable[["Priced", str], float]] = {
+    "latency": lambda priced, phase: priced.seconds(phase),
+    "relus": lambda priced, phase: priced.relus,
+}
 
 
 def summarise(estimate, candidate: Candidate, relus: int) -> Priced:

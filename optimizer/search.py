@@ -23,11 +23,11 @@ from optimizer.gate_search import GateOptions
 from optimizer.exporting import export_candidate
 from optimizer.io import read_json, write_json
 from optimizer.models import ModelSource, ZooModel
-from optimizer.pricing import Priced, Pricer, SettingChoice
+from optimizer.pricing import BUDGET_UNITS, Priced, Pricer, SettingChoice
 from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
 from optimizer.strategies import StrategyInputs, make_strategy
 from optimizer.training import Schedule, TrainJob
-from optimizer.transforms import Variants
+from optimizer.transforms import variants_of
 from pisim.errors import UserError
 
 
@@ -115,7 +115,7 @@ class _Search:
         # First: a missing executor (Ray not installed) is refused before any capture or pricing work.
         self.executor = make_executor(runtime.executor, paths.cache_dir, runtime.device, runtime.progress,
                                       runtime.executor_options)
-        self.variants = Variants(source)
+        self.variants = variants_of(source)  # the captures the local executor's jobs and the export reuse
         self.pricer = Pricer(self.variants, config.setting)
         self.strategy = make_strategy(config.strategy)
         self.phase = config.setting.phase
@@ -162,7 +162,7 @@ class _Search:
         """Enumerate and price every candidate, record them all, return those worth training."""
         config = self.config
         inputs = StrategyInputs(config, self.stages, self.criticality, self._reshapes(), self.variants, self.pricer,
-                                self._size, self._budget(), teacher, self.paths.cache_dir, self.runtime)
+                                self._size, self._budget(), teacher, self.executor, self.runtime)
         priced = [self.pricer.price(c) for c in self.strategy.enumerate(inputs)]
         survivors = [p for p in priced if self._size(p) <= self._budget()]
         chosen = self.strategy.promising(survivors, self.variants, self._size, config.max_train)
@@ -211,7 +211,7 @@ class _Search:
         return grid
 
     def _size(self, priced: Priced) -> float:
-        return priced.seconds(self.phase) if self.config.objective == "latency" else priced.relus
+        return BUDGET_UNITS[self.config.objective](priced, self.phase)
 
     def _budget(self) -> float:
         if self.config.objective == "latency":

@@ -2,14 +2,15 @@
 
 Seeded (init, shuffling and augmentation per epoch), CUDA with AMP when present, a checkpoint after every
 epoch (a resumed job continues from its last finished epoch), and a cached result that a finished job returns
-without training again.
+without training again. The loop itself (`fit`) takes hooks (an extra loss term, a check after every step that
+may end training, state saved in the checkpoint): the gate search (optimizer.gate_search) is the same loop.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,11 +21,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from optimizer.candidate import Candidate
-from optimizer.data import DataSpec, load_splits
+from optimizer.data import DataSpec, Splits, load_splits
 from optimizer.distill import Distillation
 from optimizer.io import read_json, write_json, write_torch
 from optimizer.models import ModelSource
-from optimizer.transforms import build_candidate
+from optimizer.transforms import variants_of
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -63,6 +64,11 @@ class TrainJob:
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def run(self, directory: Path, *, device: str = "auto", progress: bool = True,
+            on_epoch: Callable[[dict[str, float]], None] | None = None) -> "TrainResult":
+        """What an executor runs (optimizer.executors): `train` this job in `directory`."""
+        return train(self, directory, device=device, progress=progress, on_epoch=on_epoch)
 
 
 @dataclass
@@ -103,9 +109,152 @@ def evaluate(model: nn.Module, dataset, batch_size: int, device: torch.device) -
 
 
 def load_trained(source: ModelSource, candidate: Candidate, weights: str, device: torch.device) -> nn.Module:
-    model, _ = build_candidate(source, candidate)
+    model = variants_of(source).build(candidate, initialise=False)
     model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
     return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimiser step, as a hook sees it."""
+
+    epoch: int  # from 0
+    index: int  # within the epoch, from 1
+    per_epoch: int  # steps in an epoch
+    task_loss: torch.Tensor  # the distillation (or cross-entropy) loss, before any extra term
+
+    @property
+    def total(self) -> int:
+        """Steps taken since the first epoch, this one included."""
+        return self.epoch * self.per_epoch + self.index
+
+
+class Hooks:
+    """What a caller adds to the training loop; these defaults add nothing (a plain training job)."""
+
+    def extra_loss(self) -> torch.Tensor | None:
+        """A term added to the task loss of every step (None: nothing)."""
+        return None
+
+    def after_step(self, step: Step) -> bool:
+        """Runs after each optimiser step; True ends training there, before the epoch's evaluation and checkpoint."""
+        return False
+
+    def postfix(self) -> dict[str, str]:
+        """What the progress bar shows after each step."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The hooks' own state, saved in every epoch checkpoint and handed back on resume."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class Loop:
+    """One run of the training loop: what it trains, on what, for how long. The loop seeds each epoch's shuffling
+    and augmentation, trains with AMP where the device has it, evaluates and checkpoints every epoch."""
+
+    label: str
+    model: nn.Module  # on the device
+    optimizer: torch.optim.Optimizer
+    splits: Splits
+    epochs: int
+    batch_size: int
+    seed: int
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # stepped after every optimiser step
+    teacher: nn.Module | None = None  # present: the task loss is `distillation`'s
+    distillation: Distillation | None = None
+    hooks: Hooks = field(default_factory=Hooks)
+
+
+@dataclass
+class Fitted:
+    curve: list[dict[str, float]]  # one point per finished epoch, those before a resume included
+    steps: int  # optimiser steps taken, those before a resume included
+    steps_per_epoch: int
+    stopped: bool  # a hook ended training before its last epoch
+
+    @property
+    def epochs(self) -> float:
+        """Epochs trained, a fraction where a hook stopped one part way."""
+        return self.steps / self.steps_per_epoch
+
+
+def fit(loop: Loop, checkpoint_path: Path, device: torch.device, *, progress: bool = True,
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> Fitted:
+    """Train `loop`, resuming from `checkpoint_path` when it exists and rewriting it after every epoch.
+
+    `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping scheduler's hook).
+    """
+    model, optimizer, scheduler, hooks = loop.model, loop.optimizer, loop.scheduler, loop.hooks
+    steps_per_epoch = math.ceil(len(loop.splits.train) / loop.batch_size)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    curve: list[dict[str, float]] = []
+    start = 0
+    if checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        if "hooks" in state:
+            hooks.load_state_dict(state["hooks"])
+        curve, start = state["curve"], state["epoch"]
+    bar = tqdm(total=loop.epochs * steps_per_epoch, initial=start * steps_per_epoch, desc=loop.label,
+               unit="step", disable=not progress, leave=False, dynamic_ncols=True)
+    steps = start * steps_per_epoch
+    for epoch in range(start, loop.epochs):
+        torch.manual_seed(loop.seed * 7_919 + epoch)  # augmentation draws: the same after a resume
+        model.train()
+        total_loss = seen = 0.0
+        for index, (images, labels) in enumerate(_loader(loop.splits.train, loop.batch_size, loop.seed, epoch,
+                                                         shuffle=True), start=1):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=use_amp):
+                logits = model(images)
+                if loop.teacher is not None:
+                    with torch.no_grad():
+                        teacher_logits = loop.teacher(images)
+                    task = loop.distillation.loss(logits.float(), teacher_logits.float(), labels)
+                else:
+                    task = F.cross_entropy(logits.float(), labels)
+                extra = hooks.extra_loss()
+                loss = task if extra is None else task + extra
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            if scheduler is not None:
+                scheduler.step()
+            total_loss += float(loss.detach()) * len(labels)
+            seen += len(labels)
+            steps += 1
+            bar.update(1)
+            stop = hooks.after_step(Step(epoch, index, steps_per_epoch, task))
+            postfix = hooks.postfix()
+            if postfix:
+                bar.set_postfix(postfix)
+            if stop:
+                bar.close()
+                return Fitted(curve, steps, steps_per_epoch, stopped=True)
+        accuracy = evaluate(model, loop.splits.test, loop.batch_size, device)
+        curve.append({"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_accuracy": accuracy})
+        bar.set_postfix(acc=f"{accuracy:.3f}")
+        hook_state = hooks.state_dict()
+        write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
+                                      "optimizer": optimizer.state_dict(),
+                                      "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                                      "scaler": scaler.state_dict(), "curve": curve,
+                                      **({"hooks": hook_state} if hook_state else {})})
+        if on_epoch is not None:
+            on_epoch(curve[-1])
+    bar.close()
+    return Fitted(curve, steps, steps_per_epoch, stopped=False)
 
 
 def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: bool = True,
@@ -126,7 +275,7 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     torch.set_flush_denormal(True)  # culled (linear) networks drift into denormals, which run ~50x slower on CPU
     splits = load_splits(job.data)
     torch.manual_seed(job.seed)
-    model, _ = build_candidate(job.source, job.candidate)
+    model = variants_of(job.source).build(job.candidate)
     if job.init_weights:
         model.load_state_dict(torch.load(job.init_weights, map_location="cpu", weights_only=True))
     model.to(target)
@@ -137,53 +286,11 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     optimizer = torch.optim.SGD(model.parameters(), lr=schedule.lr, momentum=schedule.momentum,
                                 weight_decay=schedule.weight_decay, nesterov=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=schedule.epochs * steps_per_epoch)
-    use_amp = target.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    curve: list[dict[str, float]] = []
-    start = 0
-    checkpoint_path = directory / CHECKPOINT
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=target, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        curve, start = state["curve"], state["epoch"]
-    bar = tqdm(total=schedule.epochs * steps_per_epoch, initial=start * steps_per_epoch, desc=job.label,
-               unit="step", disable=not progress, leave=False, dynamic_ncols=True)
-    for epoch in range(start, schedule.epochs):
-        torch.manual_seed(job.seed * 7_919 + epoch)  # augmentation draws: the same after a resume
-        model.train()
-        total_loss = seen = 0.0
-        for images, labels in _loader(splits.train, schedule.batch_size, job.seed, epoch, shuffle=True):
-            images, labels = images.to(target, non_blocking=True), labels.to(target, non_blocking=True)
-            with torch.autocast(target.type, enabled=use_amp):
-                logits = model(images)
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_logits = teacher(images)
-                    loss = job.distillation.loss(logits.float(), teacher_logits.float(), labels)
-                else:
-                    loss = F.cross_entropy(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            total_loss += float(loss.detach()) * len(labels)
-            seen += len(labels)
-            bar.update(1)
-        accuracy = evaluate(model, splits.test, schedule.batch_size, target)
-        curve.append({"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_accuracy": accuracy})
-        bar.set_postfix(acc=f"{accuracy:.3f}")
-        write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
-                                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                      "scaler": scaler.state_dict(), "curve": curve})
-        if on_epoch is not None:
-            on_epoch(curve[-1])
-    bar.close()
+    loop = Loop(job.label, model, optimizer, splits, schedule.epochs, schedule.batch_size, job.seed, scheduler,
+                teacher, job.distillation)
+    curve = fit(loop, directory / CHECKPOINT, target, progress=progress, on_epoch=on_epoch).curve
     write_torch(directory / WEIGHTS, {k: v.cpu() for k, v in model.state_dict().items()})
     final = curve[-1]["test_accuracy"] if curve else evaluate(model, splits.test, schedule.batch_size, target)
     write_json(result_path, {"accuracy": final, "curve": curve, "device": str(target), "job": job.spec()})
-    checkpoint_path.unlink(missing_ok=True)
+    (directory / CHECKPOINT).unlink(missing_ok=True)
     return TrainResult(job.label, final, curve, str(directory / WEIGHTS), str(target))

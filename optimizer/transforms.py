@@ -1,21 +1,22 @@
-"""Candidates as graph rewrites: ReLU call sites (OpGraph keys = fx node names) become identity.
+"""Candidates as graph rewrites: ReLU call sites (OpGraph keys = fx node names) become identity or masked.
 
-Each distinct shape (alpha, rho, num_blocks) is captured once; every ReLU mask on it is then priced
-from the op graph without tracing again.
+Each distinct shape (alpha, rho, num_blocks) is captured once; every ReLU mask on it is then priced from the
+op graph, and every trainable candidate network rewritten from the captured module, without tracing again.
 """
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
-import torch.nn as nn
 
 from optimizer import masks as relu_masks
 from optimizer.candidate import Candidate
-from optimizer.replacements import replacement
 from optimizer.models import ModelSource
+from optimizer.replacements import replacement
+from optimizer.rewrite import replace_call_sites
 from optimizer.stages import Stage, find_stages, thinned_sites
 from pisim.errors import UserError
 from pisim.graph import Captured, capture
@@ -73,7 +74,7 @@ class Variant:
 
 
 class Variants:
-    """Captures each distinct shape of a model source once."""
+    """Captures each distinct shape of a model source once, and builds candidates from those captures."""
 
     def __init__(self, source: ModelSource):
         self.source = source
@@ -87,31 +88,32 @@ class Variants:
             self._cache[key] = Variant(captured, find_stages(captured.graph))
         return self._cache[key]
 
+    def build(self, candidate: Candidate, *, initialise: bool = True) -> fx.GraphModule:
+        """A trainable model for `candidate`, rewritten from its variant's capture (nothing is traced again).
 
-def remove_relus(module: fx.GraphModule, sites: set[str]) -> fx.GraphModule:
-    """A copy of `module` whose ReLU call sites named in `sites` pass their input through unchanged."""
-    rewritten = copy.deepcopy(module)
-    nodes = {node.name: node for node in rewritten.graph.nodes}
-    missing = sorted(sites - set(nodes))
-    if missing:
-        raise UserError(f"the traced module has no call site(s) {', '.join(missing[:5])}")
-    for name in sites:
-        node = nodes[name]
-        node.replace_all_uses_with(node.all_input_nodes[0])
-        rewritten.graph.erase_node(node)
-    rewritten.graph.lint()
-    rewritten.delete_all_unused_submodules()
-    rewritten.recompile()
-    return rewritten
+        `initialise`: fresh weights, drawn as building the model source draws them (seed the RNG first);
+        False keeps the capture's weights, for a caller that loads trained ones over them."""
+        # Drawn before `of`: a first capture builds the model too, and must not take the seeded draws.
+        fresh = self.source.build(candidate.alpha, candidate.rho, candidate.num_blocks) if initialise else None
+        variant = self.of(candidate)
+        template = variant.captured.module
+        if fresh is not None:
+            template = copy.deepcopy(template)
+            template.load_state_dict(fresh.state_dict())
+        graph = variant.captured.graph
+        removed = variant.removed_sites(candidate)
+        # A masked site that keeps every element stays a ReLU.
+        masked = {site: kept for site, kept in variant.masks(candidate).items() if not bool(kept.all())}
+        masking = relu_masks.factory(masked, candidate.replacement)
+        sites = [graph.op(name) for name in sorted(removed)] + [graph.op(name) for name in masked]
+        module, _ = replace_call_sites(template, sites, lambda op: None if op.name in removed else masking(op),
+                                       relu_masks.PREFIX)
+        module.train()
+        return module
 
 
-def build_candidate(source: ModelSource, candidate: Candidate) -> tuple[nn.Module, Variant]:
-    """A freshly initialised trainable model for `candidate` (seed the RNG first) and the variant it was cut from."""
-    model = source.build(candidate.alpha, candidate.rho, candidate.num_blocks)
-    captured = capture(model, source.input_size, source=source.name)
-    variant = Variant(captured, find_stages(captured.graph))
-    module = remove_relus(captured.module, variant.removed_sites(candidate))
-    if candidate.relu_masks:
-        module = relu_masks.apply_masks(module, captured.graph, variant.masks(candidate), candidate.replacement)
-    module.train()
-    return module, variant
+@functools.cache
+def variants_of(source: ModelSource) -> Variants:
+    """This process's one `Variants` of `source`: pricing, every training job, teacher load, gate search and
+    export run here share its captures, so each distinct shape is traced once per process."""
+    return Variants(source)

@@ -10,17 +10,17 @@ import pytest
 import torch
 
 import cost_models
-from optimizer import masks as relu_masks
 from optimizer.candidate import Candidate
 from optimizer.data import DataSpec
 from optimizer.distill import Distillation
+from optimizer.executors import job_directory, make_executor
 from optimizer.gate_search import GateOptions, GateSearchJob, mask_candidate, search_gates
 from optimizer.gates import binarise, insert_gates
 from optimizer.marginal import latency_saving_per_element
 from optimizer.models import ZooModel
 from optimizer.pricing import Pricer, SettingChoice
 from optimizer.training import Schedule
-from optimizer.transforms import Variants, build_candidate
+from optimizer.transforms import Variants
 from pisim.graph import capture
 from tests.conftest import run_cli
 
@@ -83,7 +83,7 @@ def test_partly_kept_layer_costs_its_share_of_gc_work_and_labels(pricer, graph):
 def test_masked_model_recaptures_and_exports_with_the_priced_relus(pricer, graph, replacement):
     candidate = mask_candidate(_gated_masks(graph, "element", seed=1), GateOptions(replacement=replacement))
     priced = pricer.price(candidate)
-    model, _ = build_candidate(SOURCE, candidate)
+    model = pricer.variants.build(candidate)
     buffer = io.BytesIO()
     torch.export.save(torch.export.export(model.eval(), (torch.zeros(1, *SOURCE.input_size),)), buffer)
     buffer.seek(0)
@@ -124,9 +124,9 @@ def test_savings_follow_the_cost_model_not_the_relu_count(pricer, graph):
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory) -> str:
+def teacher(pricer, tmp_path_factory) -> str:
     torch.manual_seed(0)
-    model, _ = build_candidate(SOURCE, Candidate())
+    model = pricer.variants.build(Candidate())
     path = tmp_path_factory.mktemp("teacher") / "model.pt"
     torch.save(model.state_dict(), path)
     return str(path)
@@ -135,27 +135,24 @@ def teacher(tmp_path_factory) -> str:
 def _gate_job(teacher: str, budget: float, **options) -> GateSearchJob:
     return GateSearchJob(source=SOURCE, data=DataSpec("digits", None, SOURCE.input_size),
                          schedule=Schedule(batch_size=256), seed=0, distillation=Distillation(),
-                         teacher_weights=teacher, options=GateOptions(**options),
-                         pricing={**SETTING.to_dict(), "objective": "latency"}, budget=budget)
-
-
-def _size_of(pricer):
-    return lambda candidate: pricer.price(candidate).seconds("online")
+                         teacher_weights=teacher, options=GateOptions(**options), setting=SETTING,
+                         objective="latency", budget=budget)
 
 
 @pytest.mark.parametrize("fraction, options", [(0.6, {}), (0.05, {"gate_epochs": 1, "gate_lr": 1e-4})],
                          ids=["penalty meets it", "epochs run out"])
-def test_budget_loop_stops_at_or_under_budget(pricer, graph, teacher, tmp_path, fraction, options):
+def test_budget_loop_stops_at_or_under_budget(pricer, teacher, tmp_path, fraction, options):
     baseline = pricer.price(Candidate()).seconds("online")
     job = _gate_job(teacher, fraction * baseline, **options)
-    savings = latency_saving_per_element(graph, pricer.setting, "online", "identity")
-    result = search_gates(job, tmp_path / "gates", _size_of(pricer), savings, progress=False, log=lambda _: None)
+    executor = make_executor("local", tmp_path, "auto", progress=False)
+    result = next(executor.map([job]))  # an executor job, as the search submits it
+    assert Path(result.warm_start).parent == job_directory(tmp_path, job) == tmp_path / f"gates-{job.key()}"
     assert result.size == pricer.price(result.candidate).seconds("online") <= job.budget
     assert result.ended_by == ("penalty" if not options else "gate_epochs")
     assert result.size > 0.8 * job.budget  # binarised at the budget, not far below it
-    model, _ = build_candidate(SOURCE, result.candidate)
+    model = pricer.variants.build(result.candidate)
     model.load_state_dict(torch.load(result.warm_start, weights_only=True))
-    again = search_gates(job, tmp_path / "gates", _size_of(pricer), savings, progress=False, log=lambda _: None)
+    again = next(executor.map([job]))
     assert again.candidate == result.candidate  # cached
 
 
@@ -173,22 +170,19 @@ class _Stop(Exception):
     pass
 
 
-def test_interrupted_gate_search_resumes_to_the_same_mask(pricer, graph, teacher, tmp_path):
+def test_interrupted_gate_search_resumes_from_its_checkpoint_to_the_same_mask(pricer, teacher, tmp_path):
     job = _gate_job(teacher, 0.05 * pricer.price(Candidate()).seconds("online"), gate_epochs=2, gate_lr=1e-3)
-    savings = latency_saving_per_element(graph, pricer.setting, "online", "identity")
-    whole = search_gates(job, tmp_path / "whole", _size_of(pricer), savings, progress=False, log=lambda _: None)
-    calls = []
+    whole = search_gates(job, tmp_path / "whole", progress=False)
+    assert whole.ended_by == "gate_epochs" and whole.epochs == 2
 
-    def stop_in_second_epoch(candidate):
-        calls.append(candidate)
-        if len(calls) > len(whole.history) // 2:
-            raise _Stop
-        return pricer.price(candidate).seconds("online")
+    def stop_after_the_first_epoch(point):
+        raise _Stop
 
     with pytest.raises(_Stop):
-        search_gates(job, tmp_path / "split", stop_in_second_epoch, savings, progress=False, log=lambda _: None)
-    assert (tmp_path / "split" / "checkpoint.pt").is_file()
-    resumed = search_gates(job, tmp_path / "split", _size_of(pricer), savings, progress=False, log=lambda _: None)
+        search_gates(job, tmp_path / "split", progress=False, on_epoch=stop_after_the_first_epoch)
+    checkpoint = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 1 and 0 < len(checkpoint["hooks"]["history"]) < len(whole.history)
+    resumed = search_gates(job, tmp_path / "split", progress=False)
     assert resumed.candidate == whole.candidate
     assert resumed.history == whole.history
     assert not (tmp_path / "split" / "checkpoint.pt").exists()

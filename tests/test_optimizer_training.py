@@ -1,6 +1,7 @@
 """Data, distillation and the training job on real (small) data."""
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
@@ -8,7 +9,8 @@ from optimizer.candidate import Candidate
 from optimizer.data import DataSpec, load_splits
 from optimizer.distill import Distillation
 from optimizer.models import ZooModel
-from optimizer.training import Schedule, TrainJob, train
+from optimizer import transforms
+from optimizer.training import Hooks, Loop, Schedule, Step, TrainJob, fit, train
 from pisim.errors import UserError
 
 
@@ -74,3 +76,79 @@ def test_training_is_seeded_checkpointed_and_cached(tmp_path):
     assert cached.cached and cached.curve == first.curve
     distilled = TrainJob("kd", source, job.data, job.candidate, job.schedule, 3, Distillation(), first.weights)
     assert distilled.key() != job.key()
+
+
+def test_a_distilled_job_traces_nothing_once_its_variant_is_captured(tmp_path, monkeypatch):
+    source = ZooModel("cifar-resnet20", 10, (3, 8, 8))
+    data = DataSpec("digits", None, (3, 8, 8))
+    teacher = train(TrainJob("teacher", source, data, Candidate(), Schedule(epochs=1, batch_size=256), 0),
+                    tmp_path / "teacher", progress=False)
+    captures = []
+    real = transforms.capture
+    monkeypatch.setattr(transforms, "capture", lambda *args, **kwargs: captures.append(args) or real(*args, **kwargs))
+    job = TrainJob("kd", source, data, Candidate(("S1",)), Schedule(epochs=1, batch_size=256), 0, Distillation(),
+                   teacher.weights)
+    assert train(job, tmp_path / "kd", progress=False).accuracy > 0
+    assert captures == []  # student and teacher are rewritten from this process's capture of the shape
+
+
+def _tiny_loop(splits, hooks: Hooks, epochs: int = 3) -> Loop:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    return Loop("tiny", model, torch.optim.SGD(model.parameters(), lr=0.1), splits, epochs, batch_size=256, seed=0,
+                hooks=hooks)
+
+
+class _StopAt(Hooks):
+    """Records the steps it sees (in the checkpoint, as the gate search keeps its history) and stops at one."""
+
+    def __init__(self, stop_at: int | None):
+        self.stop_at, self.seen = stop_at, []
+
+    def after_step(self, step: Step) -> bool:
+        self.seen.append(step.total)
+        return step.total == self.stop_at
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def test_a_stop_hook_ends_training_at_its_step_and_a_resume_continues_the_hooks_state(tmp_path):
+    splits = load_splits(DataSpec("digits", None, (3, 8, 8)))
+    per_epoch = -(-len(splits.train) // 256)  # 6 steps of 256 images
+    checkpoint = tmp_path / "checkpoint.pt"
+    stopping = _StopAt(per_epoch + 2)  # the second step of the second epoch
+    fitted = fit(_tiny_loop(splits, stopping), checkpoint, torch.device("cpu"), progress=False)
+    assert fitted.stopped and fitted.steps == per_epoch + 2 and fitted.epochs == 1 + 2 / per_epoch
+    assert stopping.seen == list(range(1, per_epoch + 3))
+    assert [p["epoch"] for p in fitted.curve] == [1]  # the stopped epoch is neither evaluated nor checkpointed
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["epoch"] == 1 and saved["hooks"]["seen"] == list(range(1, per_epoch + 1))
+
+    resumed = _StopAt(None)
+    finished = fit(_tiny_loop(splits, resumed), checkpoint, torch.device("cpu"), progress=False)
+    assert not finished.stopped and finished.steps == 3 * per_epoch
+    assert resumed.seen == list(range(1, 3 * per_epoch + 1))  # the checkpoint's steps, then the resumed ones
+    uninterrupted = fit(_tiny_loop(splits, Hooks()), tmp_path / "whole.pt", torch.device("cpu"), progress=False)
+    assert finished.curve == uninterrupted.curve
+
+
+class _ShrinkWeights(Hooks):
+    def __init__(self, parameter: torch.Tensor, weight: float):
+        self.parameter, self.weight = parameter, weight
+
+    def extra_loss(self) -> torch.Tensor:
+        return self.weight * self.parameter.abs().sum()
+
+
+def test_an_extra_loss_hook_is_trained_on(tmp_path):
+    splits = load_splits(DataSpec("digits", None, (3, 8, 8)))
+    plain = _tiny_loop(splits, Hooks(), epochs=1)
+    fit(plain, tmp_path / "plain.pt", torch.device("cpu"), progress=False)
+    penalised = _tiny_loop(splits, Hooks(), epochs=1)
+    penalised.hooks = _ShrinkWeights(penalised.model[1].weight, 0.05)
+    fit(penalised, tmp_path / "penalised.pt", torch.device("cpu"), progress=False)
+    assert penalised.model[1].weight.abs().sum() < 0.5 * plain.model[1].weight.abs().sum()

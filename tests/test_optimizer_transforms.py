@@ -5,10 +5,13 @@ import pytest
 import torch
 import torch.nn as nn
 
+from optimizer import masks as relu_masks
+from optimizer import transforms
 from optimizer.candidate import Candidate
 from optimizer.models import ModuleFactory, ZooModel
 from optimizer.stages import find_stages
-from optimizer.transforms import Variants, build_candidate, remove_relus
+from optimizer.rewrite import replace_call_sites
+from optimizer.transforms import Variants
 from pisim.errors import UserError
 from pisim.graph import capture
 
@@ -46,7 +49,8 @@ def test_released_deepreduce_configs_have_their_relu_counts(resnet18, candidate,
 def test_rewritten_model_keeps_exactly_the_priced_relus():
     source = ZooModel("cifar-resnet20", 10, (3, 16, 16))
     candidate = Candidate(("S1",), thinned=True, alpha=0.5)
-    model, variant = build_candidate(source, candidate)
+    variants = Variants(source)
+    model, variant = variants.build(candidate), variants.of(candidate)
     recaptured = capture(model, source.input_size)
     assert recaptured.graph.total_relus == variant.relus(candidate) == 3 * 16 * 8 * 8 + 3 * 32 * 4 * 4  # S2, S3 thinned to 3 ReLUs each
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 10)
@@ -87,11 +91,11 @@ def test_reshaping_a_model_without_the_knobs_is_unsupported():
         source.build(alpha=0.5)
 
 
-def test_remove_relus_leaves_the_input_module_untouched():
+def test_call_site_rewrite_leaves_the_input_module_untouched():
     captured = capture(ZooModel("cifar-resnet20", 10, (3, 16, 16)).build(), (3, 16, 16))
-    rewritten = remove_relus(captured.module, {"relu"})
+    rewritten, inserted = replace_call_sites(captured.module, [captured.graph.op("relu")], lambda op: None, "")
     assert "relu" in {n.name for n in captured.module.graph.nodes}
-    assert "relu" not in {n.name for n in rewritten.graph.nodes}
+    assert "relu" not in {n.name for n in rewritten.graph.nodes} and inserted == {}
 
 
 def test_stages_of_a_torchvision_resnet_with_a_shared_relu_module():
@@ -104,5 +108,29 @@ def test_stages_of_a_torchvision_resnet_with_a_shared_relu_module():
         ((64, 32, 32), 1, 0), ((64, 16, 16), 4, 2), ((128, 8, 8), 4, 2), ((256, 4, 4), 4, 2), ((512, 2, 2), 4, 2)]
     candidate = Candidate(("S1", "S2"), thinned=True)
     assert variant.relus(candidate) == (32_768 + 16_384 + 8_192) // 2
-    model, _ = build_candidate(source, candidate)
+    model = Variants(source).build(candidate)
     assert capture(model, (3, 64, 64)).graph.total_relus == variant.relus(candidate)
+
+
+def test_candidates_are_built_from_the_cached_capture_with_the_seeded_initialisation(monkeypatch):
+    captures = []
+    real = transforms.capture
+    monkeypatch.setattr(transforms, "capture", lambda *args, **kwargs: captures.append(args) or real(*args, **kwargs))
+    source = ZooModel("cifar-resnet20", 10, (3, 8, 8))
+    torch.manual_seed(0)
+    expected = source.build().state_dict()
+    variants = Variants(source)
+    torch.manual_seed(0)
+    built = variants.build(Candidate(("S1",)))  # the shape's first capture happens here, after the seeded draws
+    assert built.state_dict().keys() == expected.keys()
+    assert all(torch.equal(built.state_dict()[k], v) for k, v in expected.items())
+    graph = variants.of(Candidate()).captured.graph
+    masked = Candidate(relu_masks=((graph.relu_ops[2].name, relu_masks.encode(
+        torch.rand(relu_masks.site_shape(graph.relu_ops[2])) > 0.5)),), replacement="poly2")
+    for candidate in (Candidate(), Candidate(thinned=True), Candidate(culled_layers=("relu",)), masked):
+        variants.build(candidate)
+        variants.build(candidate, initialise=False)
+    assert len(captures) == 1
+    variants.build(Candidate(alpha=0.5))
+    variants.build(Candidate(("S2",), alpha=0.5))
+    assert len(captures) == 2  # one per distinct shape

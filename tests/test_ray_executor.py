@@ -1,6 +1,6 @@
 """The Ray executor on a local 2-CPU Ray cluster: the same results as the local executor, in the jobs' order;
 a killed worker costs only its job, which resumes from its last epoch checkpoint; finished jobs never go back
-to the cluster; a worker's UserError reaches the user as one line."""
+to the cluster; a worker's UserError reaches the user as one line; the gate search runs on a worker too."""
 from __future__ import annotations
 
 import os
@@ -10,16 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ray = pytest.importorskip("ray")
 
 from optimizer.candidate import Candidate  # noqa: E402
 from optimizer.data import DataSpec  # noqa: E402
+from optimizer.distill import Distillation  # noqa: E402
 from optimizer.executors import job_directory, make_executor  # noqa: E402
 from optimizer.executors.ray import WORKER_FILE, shipped_code  # noqa: E402
+from optimizer.gate_search import GateOptions, GateSearchJob  # noqa: E402
 from optimizer.io import read_json  # noqa: E402
 from optimizer.models import ZooModel  # noqa: E402
+from optimizer.pricing import Pricer, SettingChoice  # noqa: E402
 from optimizer.training import CHECKPOINT, RESULT, Schedule, TrainJob  # noqa: E402
+from optimizer.transforms import Variants  # noqa: E402
 from pisim.errors import UserError  # noqa: E402
 
 TINY = (3, 8, 8)  # digits on an 8x8 canvas: a ResNet-20 epoch takes a few seconds on one core
@@ -99,3 +104,19 @@ def test_user_error_in_a_worker_is_one_line_naming_the_job(cluster, tmp_path):
         list(make_executor("ray", tmp_path, "cpu", progress=False).map([missing]))
     message = str(error.value)
     assert message.startswith("needs-cifar: ") and "no-such-dir" in message and "\n" not in message
+
+
+def test_the_gate_search_is_a_job_a_worker_runs_with_the_local_result(cluster, tmp_path):
+    source = ZooModel("cifar-resnet20", 10, TINY)
+    torch.manual_seed(0)
+    teacher = tmp_path / "teacher.pt"
+    torch.save(Variants(source).build(Candidate()).state_dict(), teacher)
+    setting = SettingChoice("delphi", "lan", None, None, 1, "online")
+    budget = 0.6 * Pricer(Variants(source), setting).price(Candidate()).seconds("online")
+    job = GateSearchJob(source=source, data=DataSpec(input_size=TINY), schedule=Schedule(batch_size=256), seed=0,
+                        distillation=Distillation(), teacher_weights=str(teacher), options=GateOptions(gate_epochs=1),
+                        setting=setting, objective="latency", budget=budget)
+    local = next(make_executor("local", tmp_path / "local", "cpu", progress=False).map([job]))
+    remote = next(make_executor("ray", tmp_path / "ray", "cpu", progress=False).map([job]))
+    assert read_json(job_directory(tmp_path / "ray", job) / WORKER_FILE)["pid"] != os.getpid()
+    assert remote.candidate == local.candidate and remote.history == local.history and remote.size <= budget

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from optimizer.executors.job import Job
 from optimizer.io import read_json, write_json
 from optimizer.training import CHECKPOINT, RESULT, TrainJob, TrainResult, train
 from pisim.errors import UserError
@@ -42,7 +43,7 @@ def write_stopped(directory: Path) -> None:
     write_json(Path(directory) / STOPPED, {"curve": checkpoint["curve"]})
 
 
-def stopped_result(job: TrainJob, directory: Path) -> TrainResult | None:
+def stopped_result(job: Job, directory: Path) -> TrainResult | None:
     marker = Path(directory) / STOPPED
     if not marker.is_file():
         return None

@@ -1,11 +1,11 @@
-"""Train jobs one after another in this process."""
+"""Run jobs one after another in this process."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from optimizer.training import TrainJob, TrainResult, train
+from optimizer.executors.job import Job
 
 
 @dataclass
@@ -13,9 +13,9 @@ class LocalExecutor:
     cache_dir: Path
     device: str
     progress: bool
-    directory_of: Callable[[Path, TrainJob], Path]
+    directory_of: Callable[[Path, Job], Path]
 
-    def map(self, jobs: Sequence[TrainJob], *, may_stop_early: bool = False) -> Iterator[TrainResult]:
+    def map(self, jobs: Sequence[Job], *, may_stop_early: bool = False) -> Iterator[Any]:
         # No scheduler here: every job trains its full schedule, so may_stop_early changes nothing.
         for job in jobs:
-            yield train(job, self.directory_of(self.cache_dir, job), device=self.device, progress=self.progress)
+            yield job.run(self.directory_of(self.cache_dir, job), device=self.device, progress=self.progress)

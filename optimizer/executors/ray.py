@@ -1,6 +1,8 @@
-"""Train jobs on a Ray cluster: one Ray task per job, or one Ray Tune trial per job under an early-stopping scheduler.
+"""Run jobs on a Ray cluster: one Ray task per job, or one Ray Tune trial per training job under an early-stopping
+scheduler.
 
-Every job runs the same `training.train` in the same job directory as the local executor would, so results,
+Every job runs the same `run` (training, or the gate search) in the same job directory as the local executor
+would, so results,
 checkpoints and the search's frontier.json do not depend on where a job ran. Fault tolerance comes from that
 directory: a worker that dies loses only its job, which Ray retries and which resumes from its last epoch
 checkpoint; a restarted driver (`--resume`) finds finished jobs' results there and submits only the rest. The
@@ -18,7 +20,8 @@ from tqdm import tqdm
 
 from optimizer.executors.early_stopping import EARLY_STOPPING, race, stopped_result, write_stopped
 from optimizer.io import write_json
-from optimizer.training import CHECKPOINT, RESULT, TrainJob, TrainResult, train
+from optimizer.executors.job import Job
+from optimizer.training import CHECKPOINT, RESULT, TrainJob, TrainResult
 from pisim.errors import UserError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install -e .[distributed]"
@@ -38,8 +41,8 @@ def _import_ray():
     return ray
 
 
-def _train_in_worker(job: TrainJob, directory: str, device: str, threads: int,
-                     on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+def _run_in_worker(job: Job, directory: str, device: str, threads: int,
+                   on_epoch: Callable[[dict[str, float]], None] | None = None) -> Any:
     import torch
 
     # As many threads as CPUs the task holds: the same count a local search with --train-threads uses, so the
@@ -50,7 +53,7 @@ def _train_in_worker(job: TrainJob, directory: str, device: str, threads: int,
                     if checkpoint.is_file() else 0)
     write_json(Path(directory) / WORKER_FILE,
                {"host": socket.gethostname(), "pid": os.getpid(), "resumed_from_epoch": resumed_from})
-    return train(job, Path(directory), device=device, progress=False, on_epoch=on_epoch)
+    return job.run(Path(directory), device=device, progress=False, on_epoch=on_epoch)
 
 
 def shipped_code() -> dict[str, Any]:
@@ -64,7 +67,7 @@ class RayExecutor:
     cache_dir: Path
     device: str
     progress: bool
-    directory_of: Callable[[Path, TrainJob], Path]
+    directory_of: Callable[[Path, Job], Path]
     address: str = DEFAULT_ADDRESS
     gpus_per_trial: float | None = None  # None: 1 when the cluster has GPUs, else 0
     threads_per_trial: int = 1  # CPUs each job holds, and torch threads it trains with
@@ -99,7 +102,7 @@ class RayExecutor:
             raise UserError(f"--device {self.device} on Ray needs --gpus-per-trial above 0 (Ray hides GPUs from "
                             "tasks that did not ask for one)")
 
-    def map(self, jobs: Sequence[TrainJob], *, may_stop_early: bool = False) -> Iterator[TrainResult]:
+    def map(self, jobs: Sequence[Job], *, may_stop_early: bool = False) -> Iterator[Any]:
         """Results in the order of `jobs`; all of them run at once, as far as the cluster's resources go."""
         directories = [self.directory_of(self.cache_dir, job) for job in jobs]
         settled = {i: self._settled(job, directory) for i, (job, directory) in enumerate(zip(jobs, directories))}
@@ -112,16 +115,15 @@ class RayExecutor:
         yield from _in_order(len(jobs), settled, run([jobs[i] for i in remaining], [directories[i] for i in remaining],
                                                      remaining))
 
-    def _settled(self, job: TrainJob, directory: Path) -> TrainResult | None:
-        """A job an earlier run finished (or stopped early): answered here, without the cluster."""
+    def _settled(self, job: Job, directory: Path) -> Any:
+        """A job an earlier run finished (or stopped early): answered here, without the cluster (None if not)."""
         if (directory / RESULT).is_file():
-            return train(job, directory, device=self.device, progress=False)
+            return job.run(directory, device=self.device, progress=False)
         return stopped_result(job, directory)
 
-    def _tasks(self, jobs: list[TrainJob], directories: list[Path], indices: list[int]
-               ) -> Iterator[tuple[int, TrainResult]]:
+    def _tasks(self, jobs: list[Job], directories: list[Path], indices: list[int]) -> Iterator[tuple[int, Any]]:
         ray = self._ray
-        remote = ray.remote(_train_in_worker).options(num_cpus=self.threads_per_trial, num_gpus=self.gpus_per_trial,
+        remote = ray.remote(_run_in_worker).options(num_cpus=self.threads_per_trial, num_gpus=self.gpus_per_trial,
                                                       max_retries=self.max_retries, retry_exceptions=False)
         pending = {remote.remote(job, str(directory), self.device, self.threads_per_trial): (index, job)
                    for index, job, directory in zip(indices, jobs, directories)}
@@ -137,7 +139,7 @@ class RayExecutor:
             for ref in pending:  # a search that stops early leaves no orphaned training behind
                 ray.cancel(ref)
 
-    def _get(self, ref, job: TrainJob) -> TrainResult:
+    def _get(self, ref, job: Job) -> Any:
         ray = self._ray
         try:
             return ray.get(ref)
@@ -155,7 +157,7 @@ class RayExecutor:
         scheduler = EARLY_STOPPING[self.early_stop](max(job.schedule.epochs for job in jobs))
         finished = race(jobs, directories, scheduler=scheduler, device=self.device, threads=self.threads_per_trial,
                         gpus_per_trial=self.gpus_per_trial, max_retries=self.max_retries,
-                        storage=self.cache_dir / "ray-tune", train_in_worker=_train_in_worker)
+                        storage=self.cache_dir / "ray-tune", train_in_worker=_run_in_worker)
         for index, job, directory, result in zip(indices, jobs, directories, finished):
             if result is None:
                 write_stopped(directory)
@@ -163,8 +165,7 @@ class RayExecutor:
             yield index, result
 
 
-def _in_order(count: int, settled: dict[int, TrainResult], arriving: Iterator[tuple[int, TrainResult]]
-              ) -> Iterator[TrainResult]:
+def _in_order(count: int, settled: dict[int, Any], arriving: Iterator[tuple[int, Any]]) -> Iterator[Any]:
     """Yield results by job index as soon as every earlier one is in, whatever order they finish in."""
     try:
         for index in range(count):

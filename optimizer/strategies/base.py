@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from optimizer.candidate import Candidate
@@ -12,6 +11,7 @@ from optimizer.stages import Stage
 from optimizer.transforms import Variants
 
 if TYPE_CHECKING:
+    from optimizer.executors import Executor
     from optimizer.search import Runtime, SearchConfig
 
 
@@ -26,7 +26,7 @@ class StrategyInputs:
     size: Callable[[Priced], float]  # a priced candidate in budget units (seconds, or ReLUs for --objective relus)
     budget: float
     teacher_weights: str
-    cache_dir: Path
+    executor: "Executor"  # runs a strategy's own jobs (the gate search) where the search's training runs
     runtime: "Runtime"
 
 

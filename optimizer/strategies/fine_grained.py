@@ -12,9 +12,8 @@ import argparse
 from typing import Callable, Sequence
 
 from optimizer.candidate import Candidate
-from optimizer.gate_search import GateOptions, GateSearchJob, search_gates
+from optimizer.gate_search import GateOptions, GateSearchJob
 from optimizer.gates import GRANULARITIES
-from optimizer.marginal import latency_saving_per_element, relu_saving_per_element
 from optimizer.pricing import Priced
 from optimizer.replacements import REPLACEMENTS
 from optimizer.strategies.base import StrategyInputs
@@ -33,19 +32,16 @@ class FineGrained:
         self._warm_starts: dict[Candidate, str] = {}
 
     def enumerate(self, inputs: StrategyInputs) -> list[Candidate]:
-        """One candidate: the binarised gates of the budget loop."""
+        """One candidate: the binarised gates of the budget loop, run by the search's executor."""
         config, options = inputs.config, inputs.config.fine_grained
-        graph = inputs.variants.of(Candidate()).captured.graph
-        savings = (latency_saving_per_element(graph, inputs.pricer.setting, config.setting.phase, options.replacement)
-                   if config.objective == "latency" else relu_saving_per_element(graph))
         job = GateSearchJob(source=inputs.variants.source, data=config.data, schedule=config.schedule,
                             seed=config.seed, distillation=config.distillation, teacher_weights=inputs.teacher_weights,
-                            options=options, pricing={**config.setting.to_dict(), "objective": config.objective},
-                            budget=inputs.budget)
+                            options=options, setting=config.setting, objective=config.objective, budget=inputs.budget)
+        result = next(inputs.executor.map([job]))
         runtime = inputs.runtime
-        result = search_gates(job, inputs.cache_dir / f"gates-{job.key()}",
-                              lambda candidate: inputs.size(inputs.pricer.price(candidate)), savings,
-                              device=runtime.device, progress=runtime.progress, log=runtime.log)
+        if result.ended_by == "gate_epochs":
+            runtime.log(f"gates: {options.gate_epochs} epochs did not bring the price under {inputs.budget:.4g}; "
+                        "masked the elements with the lowest gate per unit saved until it fit")
         priced = inputs.pricer.price(result.candidate)
         runtime.log(f"gates ({options.granularity}, {options.replacement}): budget met by {result.ended_by} after "
                     f"{result.epochs:.2f} epochs; binarised mask keeps {priced.relus:,} ReLUs, "
