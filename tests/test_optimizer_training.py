@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from optimizer.candidate import Candidate
-from optimizer.data import DataSpec, load_splits
+from optimizer.data import DataSpec, load_splits, num_classes
 from optimizer.distill import Distillation
 from optimizer.models import ZooModel
 from optimizer import transforms
@@ -152,3 +152,16 @@ def test_an_extra_loss_hook_is_trained_on(tmp_path):
     penalised.hooks = _ShrinkWeights(penalised.model[1].weight, 0.05)
     fit(penalised, tmp_path / "penalised.pt", torch.device("cpu"), progress=False)
     assert penalised.model[1].weight.abs().sum() < 0.5 * plain.model[1].weight.abs().sum()
+
+
+def test_class_counts_are_read_without_loading_the_data(tmp_path):
+    (tmp_path / "folder" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "folder" / "train" / "dog").mkdir()
+    (tmp_path / "cifar" / "cifar-10-batches-py").mkdir(parents=True)
+    # Neither holds a single image: loading them would fail, counting their classes does not.
+    assert num_classes(DataSpec("imagefolder", str(tmp_path / "folder"), (3, 16, 16))) == 2
+    assert num_classes(DataSpec("cifar10", str(tmp_path / "cifar"), (3, 32, 32))) == 10
+    digits = DataSpec("digits", None, (3, 8, 8))
+    assert num_classes(digits) == load_splits(digits).num_classes
+    with pytest.raises(UserError, match="--data-dir"):
+        num_classes(DataSpec("cifar100", str(tmp_path / "cifar"), (3, 32, 32)))
