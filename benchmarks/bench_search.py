@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
+from optimizer.config import Runtime, SearchConfig
 from optimizer.pricing import SettingChoice
-from optimizer.search import Paths, Runtime, SearchConfig, run_search
+from optimizer.search import Paths, run_search
 from optimizer.training import Schedule
 from pisim.report import Column, Table
 

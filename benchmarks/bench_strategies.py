@@ -71,8 +71,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     _register_control()
 
+    from optimizer.config import Runtime, SearchConfig
     from optimizer.gate_search import GateOptions
-    from optimizer.search import Paths, Runtime, SearchConfig, run_search
+    from optimizer.search import Paths, run_search
     from pisim.report import Column, Table
 
     base = SearchConfig(seed=args.seed, baseline_epochs=args.baseline_epochs,

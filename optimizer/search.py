@@ -9,57 +9,28 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 from optimizer.candidate import Candidate
+from optimizer.config import Runtime, SearchConfig
 from optimizer.criticality import Criticality, criticality_jobs, measure
-from optimizer.data import DataSpec, num_classes
-from optimizer.distill import Distillation
+from optimizer.data import num_classes
 from optimizer.executors import make_executor
-from optimizer.gate_search import GateOptions
 from optimizer.exporting import export_candidate
 from optimizer.io import read_json, write_json
 from optimizer.models import ModelSource, ZooModel
-from optimizer.pricing import BUDGET_UNITS, Priced, Pricer, SettingChoice
+from optimizer.pricing import BUDGET_UNITS, Priced, Pricer
 from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
 from optimizer.strategies import StrategyInputs, make_strategy
-from optimizer.training import Schedule, TrainJob
+from optimizer.training import TrainJob
 from optimizer.transforms import variants_of
 from pisim.errors import UserError
 
 
 class SearchInterrupted(Exception):
     """Raised (by the CLI's signal handlers) to stop a search; it saves its state before passing this on."""
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    model: str = "cifar-resnet20"
-    data: DataSpec = DataSpec()
-    setting: SettingChoice = SettingChoice("delphi", "lan", None, None, 1, "online")
-    latency_budget_s: float = 10.0
-    strategy: str = "deepreduce"
-    objective: str = "latency"  # latency (PISim) or relus (DeepReDuce's proxy: latency taken as proportional)
-    seed: int = 0
-    schedule: Schedule = Schedule()
-    baseline_epochs: int = 8
-    criticality_epochs: int = 2
-    max_train: int = 3
-    distillation: Distillation | None = Distillation()
-    alphas: tuple[float, ...] = (1.0, 0.5)
-    rhos: tuple[float, ...] = (1.0, 0.5)
-    fine_grained: GateOptions = GateOptions()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "data": self.data.to_dict(), "setting": self.setting.to_dict(),
-                "latency_budget_s": self.latency_budget_s, "strategy": self.strategy, "objective": self.objective,
-                "seed": self.seed, "schedule": self.schedule.__dict__, "baseline_epochs": self.baseline_epochs,
-                "criticality_epochs": self.criticality_epochs, "max_train": self.max_train,
-                "distillation": self.distillation.__dict__ if self.distillation else None,
-                "alphas": list(self.alphas), "rhos": list(self.rhos), "fine_grained": self.fine_grained.to_dict()}
 
 
 @dataclass
@@ -70,15 +41,6 @@ class Paths:
     def __post_init__(self):
         self.out = Path(self.out)
         self.cache_dir = Path(self.cache_dir) if self.cache_dir else self.out / "jobs"
-
-
-@dataclass
-class Runtime:
-    device: str = "auto"
-    executor: str = "local"
-    executor_options: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
-    log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def run_search(config: SearchConfig, paths: Paths, *, resume: bool = False, runtime: Runtime | None = None,

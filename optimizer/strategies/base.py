@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from optimizer.candidate import Candidate
+from optimizer.config import Runtime, SearchConfig
 from optimizer.criticality import Criticality
 from optimizer.pricing import Priced, Pricer
 from optimizer.stages import Stage
@@ -12,12 +13,11 @@ from optimizer.transforms import Variants
 
 if TYPE_CHECKING:
     from optimizer.executors import Executor
-    from optimizer.search import Runtime, SearchConfig
 
 
 @dataclass(frozen=True)
 class StrategyInputs:
-    config: "SearchConfig"
+    config: SearchConfig
     stages: Sequence[Stage]
     criticality: Criticality | None  # None for strategies that do not ask for it
     reshapes: Sequence[tuple[float, float]]
@@ -27,7 +27,7 @@ class StrategyInputs:
     budget: float
     teacher_weights: str
     executor: "Executor"  # runs a strategy's own jobs (the gate search) where the search's training runs
-    runtime: "Runtime"
+    runtime: Runtime
 
 
 class Strategy(Protocol):
