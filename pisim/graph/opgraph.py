@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from pisim.graph.opnode import OpKind, OpNode, Shape
+
+if TYPE_CHECKING:  # whoever built the digraph has imported networkx; the cost models and listings need not
+    import networkx as nx
 
 COUNTING_CONVENTIONS = (
     "counts per call site for one input (batch 1)",
@@ -32,6 +34,8 @@ class OpGraph:
     @cached_property
     def ops(self) -> tuple[OpNode, ...]:
         """Nodes in a topological order that follows the model's own execution order."""
+        import networkx as nx
+
         order = {name: i for i, name in enumerate(self.digraph.nodes)}
         names = nx.lexicographical_topological_sort(self.digraph, key=order.__getitem__)
         return tuple(self.digraph.nodes[n]["op"] for n in names)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from cost_models.estimate import PhaseFigures
 from pisim.errors import UserError
-from pisim.graph import OpGraph, capture
+from pisim.graph import OpGraph
 from pisim.zoo import ZOO, build_zoo_model
 
 REFERENCES_SCHEMA = "pisim.references/1"
@@ -92,6 +92,8 @@ def select_references(names: str) -> list[ReferenceMethod]:
 
 @lru_cache(maxsize=None)
 def reference_graph(zoo_name: str, num_classes: int) -> OpGraph:
+    from pisim.graph import capture  # torch: only when points are priced, not for `pisim report --help`
+
     model = build_zoo_model(zoo_name, num_classes=num_classes).eval()
     return capture(model, ZOO[zoo_name].default_input, source=zoo_name).graph
 
