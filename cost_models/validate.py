@@ -26,7 +26,8 @@ from cost_models.cost import Cost, PhaseCost
 from cost_models.crypto.garbling import Evaluator, Garbler
 from cost_models.crypto.he import Bfv, he_convolution
 from cost_models.crypto.ot import ot_extension
-from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+from cost_models.crypto.field import PrimeField
+from cost_models.crypto.relu_circuit import relu_circuit
 from cost_models.crypto.shares import conv_mod_p
 from cost_models.estimate import price
 from cost_models.handlers import Context

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import cost_models
-from cost_models.calibrate import DELPHI_PRIME, Sizes, calibrate, profile_toml
+from cost_models.calibrate import Sizes, calibrate, profile_toml
+from cost_models.crypto.field import DELPHI_PRIME
 from cost_models.validate import implementation_constants, select_layers, validate, with_implementation
 from pisim.graph import capture
 from pisim.zoo.registry import build_zoo_model
