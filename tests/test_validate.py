@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import cost_models
-from cost_models.calibrate import DELPHI_PRIME, Sizes, calibrate, profile_toml
+from cost_models.calibrate import Sizes, calibrate, profile_toml
+from cost_models.crypto.field import DELPHI_PRIME
 from cost_models.validate import implementation_constants, select_layers, validate, with_implementation
 from pisim.graph import capture
 from pisim.zoo.registry import build_zoo_model
@@ -79,3 +80,11 @@ def test_bad_requests_are_one_line_errors(profile, args, message):
     done = pisim("validate", "cifar-resnet20", *args, *extra)
     assert done.returncode == 2 and message in done.stderr
     assert done.stderr.strip().count("\n") == 0
+
+
+def test_implementation_sizes_replace_the_protocols_everywhere_the_setting_holds_them():
+    shipped = cost_models.load_setting("delphi")
+    setting = with_implementation(shipped, {"relu_and_gates": 327.0, "not_a_delphi_constant": 1.0})
+    assert setting.protocol.constants["relu_and_gates"].value == setting.context.constants["relu_and_gates"] == 327
+    assert "not_a_delphi_constant" not in setting.context.constants
+    assert shipped.protocol.constants["relu_and_gates"].value == shipped.context.constants["relu_and_gates"] == 496.75

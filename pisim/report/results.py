@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cost_models.cost import LATENCY_PHASES, PHASES
 from cost_models.estimate import PhaseFigures
 from pisim.errors import UserError
 
 SEARCH_SCHEMA = "pisim.search/1"
-PHASES = ("online", "offline", "total")
 TRAINED = "trained"
 ESTIMATED = "estimated"  # priced, never trained: an estimate has no accuracy
 UNFINISHED = ("pending", "failed")  # what an interrupted or broken search still owes its user
@@ -98,9 +98,9 @@ class _Reader:
         return Point(
             id=self.get(entry, "id", str, where) if "id" in entry else default_id,
             relus=self.get(entry, "relus", int, where),
-            latency={f"{p}_s": self.number(latency, f"{p}_s", f"{where}.latency") for p in PHASES},
+            latency={f"{p}_s": self.number(latency, f"{p}_s", f"{where}.latency") for p in LATENCY_PHASES},
             communication={f"{p}_bytes": self.number(communication, f"{p}_bytes", f"{where}.communication")
-                           for p in ("online", "offline")},
+                           for p in PHASES},
             status=status, accuracy=accuracy)
 
 
@@ -170,6 +170,6 @@ def _setting(reader: _Reader, document: dict) -> dict[str, Any]:
     for key in ("protocol", "network"):
         reader.get(setting, key, str, "setting")
     phase = setting.get("phase", "online")
-    if phase not in PHASES:
-        raise reader.fail(f"setting.phase must be one of {', '.join(PHASES)}, got {phase!r}")
+    if phase not in LATENCY_PHASES:
+        raise reader.fail(f"setting.phase must be one of {', '.join(LATENCY_PHASES)}, got {phase!r}")
     return setting
