@@ -29,6 +29,7 @@ from optimizer.transforms import build_candidate
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 WEIGHTS = "model.pt"
+JOB_SPEC = "job.json"  # TrainJob.spec(): what the job trains
 
 
 @dataclass(frozen=True)
@@ -112,16 +113,16 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
           on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Run `job` in `directory` (created): resumes from its checkpoint, returns its cached result when done.
 
-    `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping scheduler's hook).
+    Nothing is written until the job has set up (data, model, teacher, checkpoint), so a job that cannot start
+    leaves no trace. `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping
+    scheduler's hook).
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     result_path = directory / RESULT
     if result_path.is_file():
         stored = read_json(result_path)
         return TrainResult(job.label, stored["accuracy"], stored["curve"], str(directory / WEIGHTS),
                            stored["device"], cached=True)
-    write_json(directory / "job.json", job.spec())
     target = pick_device(device)
     torch.set_flush_denormal(True)  # culled (linear) networks drift into denormals, which run ~50x slower on CPU
     splits = load_splits(job.data)
@@ -149,6 +150,7 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         curve, start = state["curve"], state["epoch"]
+    write_json(directory / JOB_SPEC, job.spec())
     bar = tqdm(total=schedule.epochs * steps_per_epoch, initial=start * steps_per_epoch, desc=job.label,
                unit="step", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in range(start, schedule.epochs):

@@ -12,7 +12,7 @@ import argparse
 from typing import Callable, Sequence
 
 from optimizer.candidate import Candidate
-from optimizer.gate_search import GateOptions, GateSearchJob, search_gates
+from optimizer.gate_search import DIRECTORY_PREFIX, GateOptions, GateSearchJob, search_gates
 from optimizer.gates import GRANULARITIES
 from optimizer.marginal import latency_saving_per_element, relu_saving_per_element
 from optimizer.pricing import Priced
@@ -43,7 +43,7 @@ class FineGrained:
                             options=options, pricing={**config.setting.to_dict(), "objective": config.objective},
                             budget=inputs.budget)
         runtime = inputs.runtime
-        result = search_gates(job, inputs.cache_dir / f"gates-{job.key()}",
+        result = search_gates(job, inputs.cache_dir / f"{DIRECTORY_PREFIX}{job.key()}",
                               lambda candidate: inputs.size(inputs.pricer.price(candidate)), savings,
                               device=runtime.device, progress=runtime.progress, log=runtime.log)
         priced = inputs.pricer.price(result.candidate)
