@@ -19,7 +19,7 @@ import torch
 
 from optimizer.cli import main
 from optimizer.models import ZooModel
-from optimizer.state import LOCK_FILE, exclusive
+from optimizer.state import LOCK_FILE, check_cache, exclusive
 from tests.conftest import run_cli
 
 # Every schedule at one epoch, one candidate trained, no reshaping: about 20 s on 2 busy cores.
@@ -213,8 +213,6 @@ def test_a_corrupt_state_is_refused_in_one_line_and_left_as_it_was(state, kind, 
 
 
 def test_the_checkpoint_the_corruptions_start_from_is_accepted(state):
-    from optimizer.state import check_cache
-
     in_flight(lambda c: None)(state)
     check_cache(state / "jobs", MODEL)
 
