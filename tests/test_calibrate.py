@@ -1,11 +1,11 @@
 """`pisim calibrate --quick` writes a complete, sourced hardware profile from real measurements."""
 import subprocess
 import sys
-import tomllib
 
 import pytest
 
 from cost_models.crypto.relu_circuit import relu_circuit
+from pisim.tomlparser import tomllib
 
 PROFILE_TIME_CONSTANTS = {"gc_garble_per_and", "gc_eval_per_and", "gc_encode_per_label", "he_ct_pt_multiply",
                           "he_key_switch", "he_ciphertext_io", "he_encrypt", "he_decrypt", "he_keygen", "share_mac",
