@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import cost_models
-from optimizer import masks as relu_masks
 from optimizer.candidate import Candidate
 from optimizer.data import DataSpec
 from optimizer.distill import Distillation
@@ -22,7 +21,7 @@ from optimizer.pricing import Pricer, SettingChoice
 from optimizer.training import Schedule
 from optimizer.transforms import Variants, build_candidate
 from pisim.graph import capture
-from tests.conftest import run_cli
+from conftest import run_cli
 
 SETTING = SettingChoice("delphi", "lan", "atom-z8350", None, 1, "online")
 SOURCE = ZooModel("cifar-resnet20", 10, (3, 8, 8))

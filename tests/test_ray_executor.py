@@ -13,6 +13,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+# A local Ray cluster takes 10 s or more to start on 2 cores, and each test trains real jobs on it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
 from optimizer.candidate import Candidate  # noqa: E402
 from optimizer.data import DataSpec  # noqa: E402
 from optimizer.executors import job_directory, make_executor  # noqa: E402
