@@ -11,7 +11,7 @@ def test_budget_units(text, seconds):
 
 
 def test_help_names_the_defaults_and_the_outputs():
-    process = run_cli("search", "--help", module="optimizer")
+    process = run_cli("search", "--help", module="optimizer", fresh_interpreter=True)  # `python -m optimizer`
     assert process.returncode == 0
     for phrase in ("--latency-budget", "cifar-resnet20", "digits", "Atom", "frontier.json", "--resume",
                    "--kd-temperature", "pisim estimate"):
