@@ -14,7 +14,6 @@ label and ciphertext bytes: the profile's [implementation] table) in place of th
 from __future__ import annotations
 
 import statistics
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from cost_models.setting import PricingSetting
 from cost_models.crypto.clock import cpu_seconds
 from pisim.errors import UserError
 from pisim.graph import OpGraph, OpKind, OpNode
+from pisim.tomlparser import tomllib
 
 FIELDS = ("client_s", "server_s", "up_bytes", "down_bytes")
 WARM_RUNS = 5  # runs of each timed step of a ReLU layer; the first two pay for fresh pages (see _warm)

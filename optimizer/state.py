@@ -27,7 +27,7 @@ from optimizer.executors.early_stopping import STOPPED
 from optimizer.models import ModelSource
 from optimizer.results import CANDIDATE_STATUSES, FRONTIER_FILE, SCHEMA, SEARCH_STATUSES
 from optimizer.training import CHECKPOINT, JOB_SPEC, RESULT, WEIGHTS
-from optimizer.transforms import build_candidate
+from optimizer.transforms import variants_of
 from pisim.errors import UserError
 from pisim.io import TEMPORARY_SUFFIX
 
@@ -375,7 +375,7 @@ class _ExpectedShapes:
             # only element masks add modules (MaskedReLU), and only they need the candidate built (a capture).
             key = candidate if candidate.relu_masks else candidate.shape_key
             if key not in self._built:
-                model = (build_candidate(self.source, candidate)[0] if candidate.relu_masks else
+                model = (variants_of(self.source).build(candidate, initialise=False) if candidate.relu_masks else
                          self.source.build(candidate.alpha, candidate.rho, candidate.num_blocks))
                 self._built[key] = _Network({name: tuple(t.shape) for name, t in model.state_dict().items()},
                                             [tuple(p.shape) for p in model.parameters()])
