@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="default %(default)s")
     train.add_argument("--lr", type=finite_float(0, MAX_LR, low_open=True), default=DEFAULTS.schedule.lr,
                        help="SGD (Nesterov, cosine schedule) learning rate (default %(default)s)")
-    train.add_argument("--kd-temperature", type=finite_float(0, MAX_KD_TEMPERATURE, low_open=True), default=DEFAULT_TEMPERATURE,
+    train.add_argument("--kd-temperature", type=finite_float(0, MAX_KD_TEMPERATURE, low_open=True),
+                       default=DEFAULT_TEMPERATURE,
                        help="Hinton KD temperature T (default %(default)s, as SNL's code)")
     train.add_argument("--kd-weight", type=finite_float(0, 1), default=DEFAULT_WEIGHT,
                        help="loss = (1-w) CE + w T^2 KL(teacher || student) (default %(default)s)")
@@ -170,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = search.add_argument_group("run")
     run.add_argument("--out", type=output_directory, default="search-out",
                      help="results directory, checked for writability before any work (default %(default)s)")
-    run.add_argument("--cache-dir", type=output_directory, help="training jobs (default OUT/jobs); searches sharing it reuse "
-                                                    "their baseline and criticality runs")
+    run.add_argument("--cache-dir", type=output_directory,
+                     help="training jobs (default OUT/jobs); searches sharing it reuse their baseline and "
+                          "criticality runs")
     run.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
     run.add_argument("--executor", choices=list(EXECUTORS), default="local",
                      help="local: jobs one after another in this process; ray: jobs spread over a Ray cluster "

@@ -76,11 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gate-epochs", type=positive_int, default=DEFAULTS.gate_epochs,
                        help="most epochs of gate training; if the budget is still not met, the elements with the "
                             "lowest gate per second saved are dropped until it is (default %(default)s)")
-    group.add_argument("--gate-lr", type=finite_float(0, MAX_GATE_LR, low_open=True), default=DEFAULTS.gate_lr, help="Adam rate of the gates "
-                                                                              "(default %(default)s)")
+    group.add_argument("--gate-lr", type=finite_float(0, MAX_GATE_LR, low_open=True), default=DEFAULTS.gate_lr,
+                       help="Adam rate of the gates (default %(default)s)")
     group.add_argument("--penalty", type=finite_float(0, MAX_PENALTY, low_open=True), default=DEFAULTS.penalty,
                        help="starting coefficient of the latency-weighted L1 penalty (default %(default)s)")
-    group.add_argument("--penalty-growth", type=finite_float(1, MAX_PENALTY_GROWTH, low_open=True), default=DEFAULTS.penalty_growth,
+    group.add_argument("--penalty-growth", type=finite_float(1, MAX_PENALTY_GROWTH, low_open=True),
+                       default=DEFAULTS.penalty_growth,
                        help="factor on the penalty when the binarised latency stops falling (default %(default)s)")
 
 

@@ -4,7 +4,8 @@ or a bare `Estimate.to_dict()`), into typed, validated records.
 
 Everything wrong with a file (missing, truncated, not UTF-8, nested too deep, another schema, a field of
 the wrong type, a latency that is NaN, infinite or negative) is one `UserError` naming the file and the
-field: a broken number is never the best entry nor on a Pareto frontier. A search that was interrupted is read as far as it got.
+field: a broken number is never the best entry nor on a Pareto frontier. A search that was interrupted is
+read as far as it got.
 """
 from __future__ import annotations
 
