@@ -21,15 +21,14 @@ from optimizer.results import frontier_table
 from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
 from optimizer.strategies import STRATEGIES, fine_grained
 from optimizer.training import Schedule
-from pisim.cli.arguments import (OneLineParser, add_debug_option, duration, finite_float, int_in_range,
-                                  output_directory, positive_int, run, seed, thread_count)
+from pisim.cli.arguments import (OneLineParser, add_debug_option, duration, epoch_count, finite_float,
+                                  int_in_range, output_directory, positive_int, run, seed, thread_count)
 from pisim.cli.common import add_output_options, emit
 from pisim.errors import UserError
 from pisim.zoo import zoo_names
 
 DEFAULTS = SearchConfig()
 MAX_CHANNELS, MAX_SIDE = 4096, 8192  # beyond these an input is a typo: one image would not fit in memory
-MAX_EPOCHS = 10_000
 MAX_BATCH = 2**16
 MAX_LR = 10.0  # SGD diverges far below this; the bound only catches typos and nan
 MAX_KD_TEMPERATURE = 100.0  # Hinton et al. use 1..20; beyond 100 the soft targets are uniform to float precision
@@ -144,11 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train at most this many candidates within budget (default %(default)s)")
     fine_grained.add_arguments(search)
     train = search.add_argument_group("training")
-    train.add_argument("--epochs", type=int_in_range(1, MAX_EPOCHS), default=DEFAULTS.schedule.epochs,
+    train.add_argument("--epochs", type=epoch_count, default=DEFAULTS.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
-    train.add_argument("--baseline-epochs", type=int_in_range(1, MAX_EPOCHS), default=DEFAULTS.baseline_epochs,
+    train.add_argument("--baseline-epochs", type=epoch_count, default=DEFAULTS.baseline_epochs,
                        help="epochs for the baseline teacher (default %(default)s)")
-    train.add_argument("--criticality-epochs", type=int_in_range(1, MAX_EPOCHS), default=DEFAULTS.criticality_epochs,
+    train.add_argument("--criticality-epochs", type=epoch_count, default=DEFAULTS.criticality_epochs,
                        help="epochs per stage-criticality variant (default %(default)s)")
     train.add_argument("--batch-size", type=int_in_range(1, MAX_BATCH), default=DEFAULTS.schedule.batch_size,
                        help="default %(default)s")

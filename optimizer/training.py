@@ -174,7 +174,10 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
             seen += len(labels)
             bar.update(1)
         accuracy = evaluate(model, splits.test, schedule.batch_size, target)
-        curve.append({"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_accuracy": accuracy})
+        mean_loss = total_loss / max(seen, 1)
+        # a diverged epoch's loss is inf or NaN, which strict JSON cannot hold: null marks it in the curve
+        curve.append({"epoch": epoch + 1, "train_loss": mean_loss if math.isfinite(mean_loss) else None,
+                      "test_accuracy": accuracy})
         bar.set_postfix(acc=f"{accuracy:.3f}")
         write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
                                       "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

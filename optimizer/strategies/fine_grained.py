@@ -19,7 +19,7 @@ from optimizer.pricing import Priced
 from optimizer.replacements import REPLACEMENTS
 from optimizer.strategies.base import StrategyInputs
 from optimizer.transforms import Variants
-from pisim.cli.arguments import finite_float, positive_int
+from pisim.cli.arguments import epoch_count, finite_float
 
 DEFAULTS = GateOptions()
 MAX_GATE_LR = 10.0  # Adam steps of order 1 already flip every gate at once; beyond 10 only typos and nan
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--replacement", choices=list(REPLACEMENTS), default=DEFAULTS.replacement,
                        help="what a dropped ReLU computes: identity, or poly2, a trainable a x^2 + b x + c priced as "
                             "the protocol prices it (Beaver-triple multiplication in Delphi) (default %(default)s)")
-    group.add_argument("--gate-epochs", type=positive_int, default=DEFAULTS.gate_epochs,
+    group.add_argument("--gate-epochs", type=epoch_count, default=DEFAULTS.gate_epochs,
                        help="most epochs of gate training; if the budget is still not met, the elements with the "
                             "lowest gate per second saved are dropped until it is (default %(default)s)")
     group.add_argument("--gate-lr", type=finite_float(0, MAX_GATE_LR, low_open=True), default=DEFAULTS.gate_lr,

@@ -20,6 +20,7 @@ from pisim.errors import UserError
 
 SEED_LIMIT = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept 0..2**32-1 on every platform
 MAX_THREADS = 4096  # more than any one machine has cores; beyond it a typo, not a setting
+MAX_EPOCHS = 10_000  # published schedules run 200-300 epochs; ten thousand is a typo on any dataset
 
 DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week: no private inference anyone waits for takes longer
@@ -116,6 +117,7 @@ def int_in_range(low: int, high: int) -> Callable[[str], int]:
 
 positive_int = int_in_range(1, 2**31 - 1)  # torch and numpy take counts as C ints
 thread_count = int_in_range(1, MAX_THREADS)
+epoch_count = int_in_range(1, MAX_EPOCHS)
 seed = int_in_range(0, SEED_LIMIT)
 
 
