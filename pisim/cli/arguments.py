@@ -14,7 +14,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable, NoReturn, Sequence
 
 from pisim.errors import UserError
 
@@ -41,7 +41,7 @@ def add_debug_option(parser: argparse.ArgumentParser, sub: argparse._SubParsersA
                           help="on an unexpected error, print the Python traceback before the one-line message")
 
 
-def run(parser: argparse.ArgumentParser, argv, passthrough: tuple[type[BaseException], ...] = ()) -> int:
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, passthrough: tuple[type[BaseException], ...] = ()) -> int:
     """Parse `argv` and call the handler it chose. A bad argument, and whatever escapes the handler, is one line
     on stderr and exit code 2 (--debug prints the traceback too); an interrupt is exit code 130; `passthrough`
     exceptions are the caller's to handle."""
