@@ -41,7 +41,8 @@ def blocker(tmp_path) -> Path:
 OUTPUTS = [
     ("pisim", ["estimate", "cifar-resnet20", "-o", "{blocker}/sub/out.json"], "is not a directory"),
     ("pisim", ["estimate", "cifar-resnet20", "-o", "{tmp}"], "it is a directory"),
-    ("pisim", ["estimate", "cifar-resnet20", "--protocol", "delphi", "--plot", "{blocker}/b.png"], "is not a directory"),
+    ("pisim", ["estimate", "cifar-resnet20", "--protocol", "delphi", "--plot", "{blocker}/b.png"],
+     "is not a directory"),
     ("pisim", ["report", str(SEED0), "--plot", "{tmp}/dir.png"], "it is a directory"),
     ("pisim", ["report", str(SEED0), "-o", "/proc/pisim-report.txt"], "/proc is not writable"),
     ("pisim", ["calibrate", "--quick", "--out", "{blocker}/profile.toml"], "is not a directory"),

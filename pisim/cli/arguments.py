@@ -18,7 +18,7 @@ from typing import Callable, NoReturn, Sequence
 
 from pisim.errors import UserError
 
-SEED_LIMIT = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept 0..2**32-1 on every platform
+SEED_LIMIT = 2**32 - 1  # numpy's legacy np.random.seed takes no more, and torch.manual_seed overflows at 2**64
 MAX_THREADS = 4096  # more than any one machine has cores; beyond it a typo, not a setting
 MAX_EPOCHS = 10_000  # published schedules run 200-300 epochs; ten thousand is a typo on any dataset
 
@@ -41,7 +41,8 @@ def add_debug_option(parser: argparse.ArgumentParser, sub: argparse._SubParsersA
                           help="on an unexpected error, print the Python traceback before the one-line message")
 
 
-def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, passthrough: tuple[type[BaseException], ...] = ()) -> int:
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+        passthrough: tuple[type[BaseException], ...] = ()) -> int:
     """Parse `argv` and call the handler it chose. A bad argument, and whatever escapes the handler, is one line
     on stderr and exit code 2 (--debug prints the traceback too); an interrupt is exit code 130; `passthrough`
     exceptions are the caller's to handle."""
@@ -50,18 +51,17 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None, passthrough
     except UserError as error:
         print(f"{parser.prog}: error: {describe(error)}", file=sys.stderr)
         return 2
-    prog = parser.prog
     try:
         return int(args.handler(args) or 0)
     except passthrough:
         raise
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 -- the boundary: a user never sees a bare traceback
         if getattr(args, "debug", False):
             traceback.print_exc()
-        print(f"{prog}: error: {describe(error)}", file=sys.stderr)
+        print(f"{parser.prog}: error: {describe(error)}", file=sys.stderr)
         return 2
 
 
