@@ -142,7 +142,7 @@ class Maybe:
 
 LATENCY = {"online_s": NUMBER, "offline_s": NUMBER, "total_s": NUMBER}
 COMMUNICATION = {"online_bytes": NUMBER, "offline_bytes": NUMBER}
-CURVE = ListOf({"epoch": int, "train_loss": NUMBER, "test_accuracy": NUMBER})
+CURVE = ListOf({"epoch": int, "train_loss": Maybe(NUMBER), "test_accuracy": NUMBER})  # null: a diverged epoch
 FRONTIER = {  # optimizer.search._Search.save, optimizer.results.candidate_entry
     "schema": OneOf((SCHEMA,)), "status": OneOf(SEARCH_STATUSES), "command": str, "model": str, "dataset": str,
     "strategy": str, "objective": str, "seed": int, "setting": dict,

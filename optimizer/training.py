@@ -244,7 +244,10 @@ def fit(loop: Loop, checkpoint_path: Path, device: torch.device, *, progress: bo
                 bar.close()
                 return Fitted(curve, steps, steps_per_epoch, stopped=True)
         accuracy = evaluate(model, loop.splits.test, loop.batch_size, device)
-        curve.append({"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_accuracy": accuracy})
+        mean_loss = total_loss / max(seen, 1)
+        # a diverged epoch's loss is inf or NaN, which strict JSON cannot hold: null marks it in the curve
+        curve.append({"epoch": epoch + 1, "train_loss": mean_loss if math.isfinite(mean_loss) else None,
+                      "test_accuracy": accuracy})
         bar.set_postfix(acc=f"{accuracy:.3f}")
         hook_state = hooks.state_dict()
         write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
