@@ -2,24 +2,29 @@
 (`pisim estimate --protocol ... --format json`, which carries `Estimate.to_dict()` under "estimate",
 or a bare `Estimate.to_dict()`), into typed, validated records.
 
-Everything wrong with a file (missing, truncated, another schema, a field of the wrong type) is one
-`UserError` naming the file and the field. A search that was interrupted is read as far as it got.
+Everything wrong with a file (missing, truncated, not UTF-8, nested too deep, another schema, a field of
+the wrong type, a latency that is NaN, infinite or negative) is one `UserError` naming the file and the
+field: a broken number is never the best entry nor on a Pareto frontier. A search that was interrupted is
+read as far as it got.
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cost_models.cost import LATENCY_PHASES, PHASES
 from cost_models.estimate import PhaseFigures
 from pisim.errors import UserError
+from pisim.io import loads_json
 
 SEARCH_SCHEMA = "pisim.search/1"
-PHASES = ("online", "offline", "total")
 TRAINED = "trained"
 ESTIMATED = "estimated"  # priced, never trained: an estimate has no accuracy
 UNFINISHED = ("pending", "failed")  # what an interrupted or broken search still owes its user
+MAX_COUNT = 2**63 - 1  # ReLU counts, seeds and threads are 64-bit integers wherever they came from
 ESTIMATE_KEYS = ("setting", "relus", "latency", "communication", "layers")
 
 
@@ -85,8 +90,24 @@ class _Reader:
         return value
 
     def number(self, document: Any, key: str, where: str, optional: bool = False) -> float | None:
+        """A finite number >= 0 (every number a results file holds is a count, a time, a size or a fraction)."""
         value = self.get(document, key, (int, float), where, optional)
-        return None if value is None else float(value)
+        if value is None:
+            return None
+        name = f"{where}.{key}" if where else key
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or number < 0:
+            raise self.fail(f"field {name!r} must be a finite number >= 0, got {json.dumps(value)[:40]}")
+        return number
+
+    def count(self, document: Any, key: str, where: str = "", optional: bool = False) -> int | None:
+        value = self.get(document, key, int, where, optional)
+        if value is not None and not 0 <= value <= MAX_COUNT:
+            raise self.fail(f"field {(where + '.') if where else ''}{key} must be an integer in [0, {MAX_COUNT}]")
+        return value
 
     def point(self, entry: Any, where: str, default_id: str) -> Point:
         latency = self.get(entry, "latency", dict, where)
@@ -97,10 +118,10 @@ class _Reader:
         status = self.get(entry, "status", str, where) if "status" in entry else TRAINED
         return Point(
             id=self.get(entry, "id", str, where) if "id" in entry else default_id,
-            relus=self.get(entry, "relus", int, where),
-            latency={f"{p}_s": self.number(latency, f"{p}_s", f"{where}.latency") for p in PHASES},
+            relus=self.count(entry, "relus", where),
+            latency={f"{p}_s": self.number(latency, f"{p}_s", f"{where}.latency") for p in LATENCY_PHASES},
             communication={f"{p}_bytes": self.number(communication, f"{p}_bytes", f"{where}.communication")
-                           for p in ("online", "offline")},
+                           for p in PHASES},
             status=status, accuracy=accuracy)
 
 
@@ -111,11 +132,10 @@ def read_results(path: str | Path) -> ResultsFile:
     if not path.is_file():
         raise reader.fail("no such file" if not path.exists() else "not a file")
     try:
-        document = json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise reader.fail("not a text file; expected a pisim results file (JSON)") from None
-    except json.JSONDecodeError as error:
-        raise reader.fail(f"not valid JSON ({error.msg} at line {error.lineno}); is the file truncated?") from None
+        raise reader.fail("not a text file (not UTF-8); expected a pisim results file (JSON)") from None
+    document = loads_json(text, str(path))
     if isinstance(document, dict) and document.get("schema") == SEARCH_SCHEMA:
         return _search(reader, document)
     if isinstance(document, dict) and isinstance(document.get("estimate"), dict):  # `pisim estimate --format json`
@@ -140,7 +160,7 @@ def _search(reader: _Reader, document: dict) -> ResultsFile:
     for c in candidates:
         if c.status == TRAINED and c.accuracy is None:
             raise reader.fail(f"candidate {c.id!r} is trained but has no accuracy")
-    seed = reader.get(document, "seed", int, optional=True)
+    seed = reader.count(document, "seed", optional=True)
     identity = {k: v for k, v in document.items()
                 if k in ("model", "dataset", "strategy", "objective", "setting")}
     search = document.get("search")
@@ -169,7 +189,13 @@ def _setting(reader: _Reader, document: dict) -> dict[str, Any]:
     setting = reader.get(document, "setting", dict)
     for key in ("protocol", "network"):
         reader.get(setting, key, str, "setting")
+    for key in ("client_profile", "server_profile"):
+        reader.get(setting, key, str, "setting", optional=True)
+    threads = reader.count(setting, "threads", "setting", optional=True)
+    if threads == 0:
+        raise reader.fail("setting.threads must be at least 1")
+    reader.number(setting, "latency_budget_s", "setting", optional=True)
     phase = setting.get("phase", "online")
-    if phase not in PHASES:
-        raise reader.fail(f"setting.phase must be one of {', '.join(PHASES)}, got {phase!r}")
+    if phase not in LATENCY_PHASES:
+        raise reader.fail(f"setting.phase must be one of {', '.join(LATENCY_PHASES)}, got {phase!r}")
     return setting
