@@ -53,15 +53,6 @@ class Estimate:
     unpriced: tuple[OpNode, ...] = ()
     conventions: tuple[str, ...] = field(default=COST_CONVENTIONS)
 
-    def table(self, notes: list[str] | None = None):
-        """The per-layer `pisim.report.Table` (counting columns plus offline and online costs)."""
-        from cost_models.report import estimate_table
-
-        return estimate_table(self, notes)
-
-    def __str__(self) -> str:
-        return self.table().render("table")
-
     def __repr__(self) -> str:
         s = self.setting
         return (f"Estimate({self.graph.source}, {s.protocol.name}/{s.network.name}, relus={self.relus}, "

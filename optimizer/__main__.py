@@ -1,3 +1,3 @@
-from optimizer.cli import main
+from pisim.cli.search import main
 
 raise SystemExit(main())

@@ -19,6 +19,10 @@ UPDATE_GOLDEN = os.environ.get("PISIM_UPDATE_GOLDEN") == "1"
 torch.set_num_threads(1)
 
 
+# console script -> the module whose main(argv) it runs (pyproject's [project.scripts])
+ENTRY_POINTS = {"pisim": "pisim.cli", "optimizer": "pisim.cli.search"}
+
+
 def run_cli(*args: str | os.PathLike, module: str = "pisim", cwd: Path | None = None, timeout: float = 300,
             env: Mapping[str, str] | None = None, fresh_interpreter: bool = False) -> subprocess.CompletedProcess:
     """Run a command line (`pisim ...`, or `optimizer ...` with module="optimizer") and return its exit code,
@@ -33,7 +37,7 @@ def run_cli(*args: str | os.PathLike, module: str = "pisim", cwd: Path | None = 
     if fresh_interpreter or cwd is not None or env is not None:
         return subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, cwd=cwd,
                               timeout=timeout, env=env)
-    main = importlib.import_module(f"{module}.cli").main
+    main = importlib.import_module(ENTRY_POINTS[module]).main
     stdout, stderr = io.StringIO(), io.StringIO()
     columns, threads = os.environ.get("COLUMNS"), torch.get_num_threads()
     os.environ["COLUMNS"] = "80"

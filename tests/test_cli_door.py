@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import optimizer.cli
+import optimizer.search
 import pisim.cli
-import pisim.cli.models
+import pisim.cli.search
+import pisim.loading
 from conftest import run_cli
 from optimizer.io import write_json
 from pisim.errors import UserError
@@ -59,7 +60,7 @@ def test_unwritable_output_is_refused_before_work(tmp_path, blocker, capsys, cli
     (tmp_path / "dir.png").mkdir()
     before = sorted(tmp_path.rglob("*"))
     argv = [a.format(blocker=blocker, tmp=tmp_path) for a in args]
-    main = pisim.cli.main if cli == "pisim" else optimizer.cli.main
+    main = pisim.cli.main if cli == "pisim" else pisim.cli.search.main
     assert_one_line_exit_2(main(argv), capsys.readouterr().err, "cannot write", message)
     assert sorted(tmp_path.rglob("*")) == before and blocker.read_text() == "keep"
 
@@ -96,7 +97,7 @@ FLAGS = [
 def test_garbage_number_is_refused_while_parsing(tmp_path, capsys, cli, args, flag):
     out = tmp_path / "out"
     if cli == "optimizer":
-        code = optimizer.cli.main([*BUDGET, *args, "--out", str(out)])
+        code = pisim.cli.search.main([*BUDGET, *args, "--out", str(out)])
     else:
         code = pisim.cli.main([*args, "-o", str(out)])
     assert_one_line_exit_2(code, capsys.readouterr().err, f"argument {flag}", "--help")
@@ -105,7 +106,7 @@ def test_garbage_number_is_refused_while_parsing(tmp_path, capsys, cli, args, fl
 
 def test_a_cuda_device_this_machine_lacks_is_refused_before_training(tmp_path, capsys):
     out = tmp_path / "run"
-    code = optimizer.cli.main([*BUDGET, "--device", "cuda:4096", "--out", str(out)])
+    code = pisim.cli.search.main([*BUDGET, "--device", "cuda:4096", "--out", str(out)])
     assert_one_line_exit_2(code, capsys.readouterr().err, "--device cuda:4096: this machine has")
     assert not out.exists()
 
@@ -127,14 +128,14 @@ def _raise(error: BaseException):
 
 @pytest.mark.parametrize("argv", [["models"], ["models", "--format", "json"]])
 def test_an_unexpected_error_is_one_line_exit_2(monkeypatch, capsys, argv):
-    monkeypatch.setattr(pisim.cli.models, "torchvision_classifiers", _raise(RuntimeError("boom\nsecond line")))
+    monkeypatch.setattr(pisim.loading, "torchvision_classifiers", _raise(RuntimeError("boom\nsecond line")))
     assert_one_line_exit_2(pisim.cli.main(argv), capsys.readouterr().err, "RuntimeError: boom second line",
                            "--debug")
 
 
 @pytest.mark.parametrize("argv", [["--debug", "models"], ["models", "--debug"]])
 def test_debug_shows_the_traceback(monkeypatch, capsys, argv):
-    monkeypatch.setattr(pisim.cli.models, "torchvision_classifiers", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(pisim.loading, "torchvision_classifiers", _raise(RuntimeError("boom")))
     assert pisim.cli.main(argv) == 2
     stderr = capsys.readouterr().err
     assert "Traceback" in stderr and stderr.endswith("pisim: error: unexpected RuntimeError: boom "
@@ -142,21 +143,21 @@ def test_debug_shows_the_traceback(monkeypatch, capsys, argv):
 
 
 def test_an_os_error_names_the_path(monkeypatch, capsys):
-    monkeypatch.setattr(pisim.cli.models, "torchvision_classifiers",
+    monkeypatch.setattr(pisim.loading, "torchvision_classifiers",
                         _raise(PermissionError(13, "Permission denied", "/some/file")))
     assert pisim.cli.main(["models"]) == 2
     assert capsys.readouterr().err == "pisim: error: /some/file: Permission denied\n"
 
 
 def test_interrupt_stays_130(monkeypatch, capsys):
-    monkeypatch.setattr(pisim.cli.models, "torchvision_classifiers", _raise(KeyboardInterrupt()))
+    monkeypatch.setattr(pisim.loading, "torchvision_classifiers", _raise(KeyboardInterrupt()))
     assert pisim.cli.main(["models"]) == 130
     assert capsys.readouterr().err == "pisim: interrupted\n"
 
 
 def test_the_optimizer_catches_what_escapes_its_search(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(optimizer.cli, "run_search", _raise(ValueError("odd")))
-    code = optimizer.cli.main([*BUDGET, "--out", str(tmp_path / "run")])
+    monkeypatch.setattr(optimizer.search, "run_search", _raise(ValueError("odd")))
+    code = pisim.cli.search.main([*BUDGET, "--out", str(tmp_path / "run")])
     assert_one_line_exit_2(code, capsys.readouterr().err, "optimizer: error: unexpected ValueError: odd")
 
 

@@ -11,6 +11,7 @@ import cost_models
 import pisim
 from pisim.errors import UserError
 from pisim.graph import capture
+from pisim.report.costs import estimate_table
 from pisim.zoo import build_zoo_model
 
 
@@ -25,8 +26,9 @@ def test_estimate_api_returns_the_estimate_price_returns():
     direct = cost_models.price(graph, cost_models.load_setting("client-garbler", "wan"))
     assert estimate.relus == direct.relus == graph.total_relus
     assert estimate.latency("online") == pytest.approx(direct.latency("online"))
-    # printed, it is the table `pisim estimate` shows, its latency line holding the figures the API returns
-    summary = next(line for line in str(estimate).splitlines() if line.startswith("# latency:"))
+    # rendered, it is the table `pisim estimate` shows, its latency line holding the figures the API returns
+    rendered = estimate_table(estimate).render("table")
+    summary = next(line for line in rendered.splitlines() if line.startswith("# latency:"))
     assert summary.startswith(f"# latency: offline {estimate.latency('offline'):.4g} s, "
                               f"online {estimate.latency('online'):.4g} s;")
 

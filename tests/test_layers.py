@@ -21,6 +21,7 @@ LAYER_OF_PREFIX = {
     "pisim.loading": "capture",
     "pisim.errors": "capture",  # shared by every layer: the one exception type the CLIs turn into exit 2
     "pisim.io": "capture",      # shared by every layer: atomic writes
+    "pisim.tomlparser": "capture",  # shared by every layer: tomllib, or tomli on Python 3.10
     "cost_models": "cost_models",
     "optimizer": "optimizer",
     "optimizer.search": "orchestrator",  # drives the strategies, so no strategy may import it back

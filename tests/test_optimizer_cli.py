@@ -2,8 +2,8 @@
 import pytest
 
 from conftest import run_cli
-from optimizer.cli import main
 from pisim.cli.arguments import duration
+from pisim.cli.search import main
 
 
 @pytest.mark.parametrize("text, seconds", [("10s", 10.0), ("500ms", 0.5), ("2min", 120.0), ("1.5", 1.5)])

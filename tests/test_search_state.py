@@ -17,9 +17,9 @@ from typing import Callable
 import pytest
 import torch
 
-from optimizer.cli import main
 from optimizer.models import ZooModel
 from optimizer.state import LOCK_FILE, check_cache, exclusive
+from pisim.cli.search import main
 from tests.conftest import run_cli
 
 # Every schedule at one epoch, one candidate trained, no reshaping: about 20 s on 2 busy cores.

@@ -1,7 +1,8 @@
 """`pisim`: estimate what a private inference of a torch model costs.
 
 Each subcommand is a module of this package with `register(subparsers)`; adding a command is
-adding a module to COMMANDS.
+adding a module to COMMANDS. Registering is cheap: each module imports what its work needs (torch, the
+crypto stack) inside its handler. The `optimizer` command lives beside them in search.py.
 """
 from __future__ import annotations
 

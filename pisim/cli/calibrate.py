@@ -5,9 +5,6 @@ import argparse
 import re
 import sys
 
-from tqdm import tqdm
-
-from cost_models.calibrate import FULL, QUICK, calibrate, profile_toml
 from pisim.cli.arguments import output_file
 from pisim.errors import UserError
 from pisim.io import atomic_write
@@ -44,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from cost_models.calibrate import FULL, QUICK, calibrate, profile_toml
+
     name = args.name or re.sub(r"\.toml$", "", args.out.replace("\\", "/").rsplit("/", 1)[-1])
     if not name:
         raise UserError(f"cannot name a profile after {args.out!r}: pass --name")

@@ -23,7 +23,7 @@ def register_listing(sub: argparse._SubParsersAction, command: str, kind: str, w
 
 def _run(args: argparse.Namespace, kind: str, what: str, load: Callable, describe_extra: Callable) -> int:
     from cost_models.datafiles import shipped
-    from cost_models.report import constants_table
+    from pisim.report.costs import constants_table
 
     if args.name is None:
         rows = [{"name": name, "description": load(name).description} for name in shipped(kind)]

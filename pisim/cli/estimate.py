@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from pisim.cli.arguments import thread_count
 from pisim.cli.common import add_model_options, add_output_options, emit, figure_file
 from pisim.errors import UserError
-from pisim.graph import Captured, CaptureError, capture
-from pisim.loading import load_model, parse_input_size
 from pisim.report.counts import count_table, graph_notes
+
+if TYPE_CHECKING:
+    from pisim.graph import Captured
 
 EXAMPLES = """examples:
   pisim estimate cifar-resnet18                      ReLUs, MACs and params per layer of the CIFAR ResNet18
@@ -56,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def capture_from_args(args: argparse.Namespace) -> Captured:
     """Load and capture the model the command line names; every failure is a one-line UserError."""
+    from pisim.graph import CaptureError, capture
+    from pisim.loading import load_model, parse_input_size
+
     input_size = parse_input_size(args.input_size) if args.input_size is not None else None
     loaded = load_model(args.model, arch=args.arch, num_classes=args.num_classes, trust_pickle=args.trust_pickle)
     input_size = input_size or loaded.default_input
@@ -80,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         emit(count_table(capture_from_args(args).graph), args)
         return 0
     import cost_models
+    from pisim.report.costs import estimate_table
+
     setting = cost_models.load_setting(args.protocol, args.network, args.client_profile, args.server_profile,
                                        args.threads)
     graph = capture_from_args(args).graph
@@ -91,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
         from pisim.report.plots import save_breakdown
 
         save_breakdown(estimate, args.plot)
-    emit(estimate.table(graph_notes(graph)), args)
+    emit(estimate_table(estimate, graph_notes(graph)), args)
     return 0

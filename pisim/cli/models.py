@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 
 from pisim.cli.common import add_output_options, emit
-from pisim.loading import IMAGENET_INPUT, torchvision_classifiers
 from pisim.report import Column, Table
 from pisim.zoo import ZOO
 
@@ -17,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pisim.loading import IMAGENET_INPUT, torchvision_classifiers  # imports torchvision for its list
+
     size = lambda shape: "x".join(map(str, shape))  # noqa: E731
     rows = [{"name": e.name, "source": "zoo", "input": size(e.default_input), "description": e.description}
             for e in ZOO.values()]

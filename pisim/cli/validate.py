@@ -4,9 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-import torch
-
 from pisim.cli.arguments import finite_float, int_in_range, seed
 from pisim.cli.common import add_model_options, add_output_options, emit
 from pisim.errors import UserError
@@ -59,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
     import cost_models
     from cost_models.crypto.field import DELPHI_PRIME
     from cost_models.validate import implementation_constants, select_layers, validate, with_implementation

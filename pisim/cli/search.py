@@ -6,33 +6,27 @@ import os
 import re
 import signal
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
-
-from optimizer.criticality import OBJECTIVES
-from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS, DataSpec
-from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, Distillation
-from optimizer.executors import EXECUTORS
-from optimizer.executors.early_stopping import EARLY_STOPPING
-from optimizer.executors.ray import DEFAULT_ADDRESS
-from optimizer.pricing import SettingChoice
-from optimizer.results import frontier_table
-from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
-from optimizer.strategies import STRATEGIES, fine_grained
-from optimizer.training import Schedule
 from pisim.cli.arguments import (OneLineParser, add_debug_option, duration, epoch_count, finite_float,
                                   int_in_range, output_directory, positive_int, run, seed, thread_count)
 from pisim.cli.common import add_output_options, emit
 from pisim.errors import UserError
-from pisim.zoo import zoo_names
 
-DEFAULTS = SearchConfig()
+if TYPE_CHECKING:
+    from optimizer.config import SearchConfig
+    from optimizer.gate_search import GateOptions
+    from optimizer.search import SearchInterrupted
+
+SEARCH_HELP = "DeepReDuce-style search against a latency budget"
 MAX_CHANNELS, MAX_SIDE = 4096, 8192  # beyond these an input is a typo: one image would not fit in memory
 MAX_BATCH = 2**16
 MAX_LR = 10.0  # SGD diverges far below this; the bound only catches typos and nan
 MAX_KD_TEMPERATURE = 100.0  # Hinton et al. use 1..20; beyond 100 the soft targets are uniform to float precision
 MAX_GPUS_PER_TRIAL = 1024.0
+MAX_GATE_LR = 10.0  # Adam steps of order 1 already flip every gate at once; beyond 10 only typos and nan
+MAX_PENALTY = 1e6  # the penalty multiplies seconds saved per element; 1e6 zeroes every gate in one step
+MAX_PENALTY_GROWTH = 1e3
 
 DESCRIPTION = """\
 Search for the most accurate network whose private-inference latency fits a budget.
@@ -44,8 +38,8 @@ linear layers, communication) under the chosen protocol and network, candidates 
 dropped, and the promising survivors are trained with knowledge distillation from the baseline.
 """
 
-EPILOG = f"""\
-defaults: with only --latency-budget, the search runs {DEFAULTS.model} on the bundled digits data
+EPILOG = """\
+defaults: with only --latency-budget, the search runs {model} on the bundled digits data
 (scikit-learn's 8x8 digits, upsampled to 16x16 at random offsets, 3 channels; works offline) and prices
 it under Delphi over a LAN with an Intel Atom client evaluating the garbled circuits online: the baseline
 takes more than 10 s online, culled and reshaped candidates fit. It took 149-220 s on 2 busy CPU cores.
@@ -100,11 +94,33 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(search_options: bool = True) -> argparse.ArgumentParser:
+    """The `optimizer` parser. Without `search_options` the search command is listed but takes no options:
+    enough for `optimizer --help`, and free of the defaults' modules, which import torch."""
     parser = OneLineParser(prog="optimizer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    search = sub.add_parser("search", help="DeepReDuce-style search against a latency budget",
-                            description=DESCRIPTION, epilog=EPILOG,
+    if search_options:
+        _add_search(sub)
+    else:
+        sub.add_parser("search", help=SEARCH_HELP)
+    add_debug_option(parser, sub)
+    return parser
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    from optimizer.config import SearchConfig
+    from optimizer.criticality import OBJECTIVES
+    from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS
+    from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
+    from optimizer.executors import EXECUTORS
+    from optimizer.executors.early_stopping import EARLY_STOPPING
+    from optimizer.executors.ray import DEFAULT_ADDRESS
+    from optimizer.strategies import STRATEGIES
+    from pisim.zoo import zoo_names
+
+    DEFAULTS = SearchConfig()
+    search = sub.add_parser("search", help=SEARCH_HELP, description=DESCRIPTION,
+                            epilog=EPILOG.format(model=DEFAULTS.model),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     search.add_argument("--latency-budget", type=duration, required=True, metavar="TIME",
                         help="latency the result must fit, with a unit: 500ms, 10s, 2min")
@@ -143,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="resolution multipliers to reshape with (default 1,0.5)")
     plan.add_argument("--max-train", type=positive_int, default=DEFAULTS.max_train,
                       help="train at most this many candidates within budget (default %(default)s)")
-    fine_grained.add_arguments(search)
+    _add_fine_grained(search, DEFAULTS.fine_grained)
     train = search.add_argument_group("training")
     train.add_argument("--epochs", type=epoch_count, default=DEFAULTS.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
@@ -196,11 +212,47 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_output_options(search)
     search.set_defaults(handler=_search)
-    add_debug_option(parser, sub)
-    return parser
+
+
+def _add_fine_grained(parser: argparse.ArgumentParser, defaults: GateOptions) -> None:
+    from optimizer.gates import GRANULARITIES
+    from optimizer.replacements import REPLACEMENTS
+
+    group = parser.add_argument_group(
+        "fine-grained strategy (--strategy fine-grained)",
+        "gates blend each ReLU with its replacement; a sparsity penalty weighted by each ReLU's latency pushes them "
+        "to zero until the binarised network fits the budget, then the masked network is fine-tuned (--epochs) with KD")
+    group.add_argument("--granularity", choices=list(GRANULARITIES), default=defaults.granularity,
+                       help="one gate per ReLU element or per channel (default %(default)s)")
+    group.add_argument("--replacement", choices=list(REPLACEMENTS), default=defaults.replacement,
+                       help="what a dropped ReLU computes: identity, or poly2, a trainable a x^2 + b x + c priced as "
+                            "the protocol prices it (Beaver-triple multiplication in Delphi) (default %(default)s)")
+    group.add_argument("--gate-epochs", type=epoch_count, default=defaults.gate_epochs,
+                       help="most epochs of gate training; if the budget is still not met, the elements with the "
+                            "lowest gate per second saved are dropped until it is (default %(default)s)")
+    group.add_argument("--gate-lr", type=finite_float(0, MAX_GATE_LR, low_open=True), default=defaults.gate_lr,
+                       help="Adam rate of the gates (default %(default)s)")
+    group.add_argument("--penalty", type=finite_float(0, MAX_PENALTY, low_open=True), default=defaults.penalty,
+                       help="starting coefficient of the latency-weighted L1 penalty (default %(default)s)")
+    group.add_argument("--penalty-growth", type=finite_float(1, MAX_PENALTY_GROWTH, low_open=True),
+                       default=defaults.penalty_growth,
+                       help="factor on the penalty when the binarised latency stops falling (default %(default)s)")
+
+
+def _gate_options(args: argparse.Namespace) -> GateOptions:
+    from optimizer.gate_search import GateOptions
+
+    return GateOptions(granularity=args.granularity, replacement=args.replacement, gate_epochs=args.gate_epochs,
+                       gate_lr=args.gate_lr, penalty=args.penalty, penalty_growth=args.penalty_growth)
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    from optimizer.config import SearchConfig
+    from optimizer.data import DEFAULT_INPUT_SIZE, DataSpec
+    from optimizer.distill import Distillation
+    from optimizer.pricing import SettingChoice
+    from optimizer.training import Schedule
+
     data = DataSpec(args.dataset, str(args.data_dir) if args.data_dir else None,
                     args.input_size or DEFAULT_INPUT_SIZE[args.dataset])
     return SearchConfig(
@@ -211,10 +263,12 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         schedule=Schedule(args.epochs, args.batch_size, args.lr), baseline_epochs=args.baseline_epochs,
         criticality_epochs=args.criticality_epochs, max_train=args.max_train,
         distillation=None if args.no_kd else Distillation(args.kd_temperature, args.kd_weight),
-        alphas=args.alphas, rhos=args.rhos, fine_grained=fine_grained.options_from_args(args))
+        alphas=args.alphas, rhos=args.rhos, fine_grained=_gate_options(args))
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    from optimizer.executors.ray import DEFAULT_ADDRESS
+
     given = {"--ray-address": args.ray_address, "--gpus-per-trial": args.gpus_per_trial,
              "--early-stop": args.early_stop}
     if args.executor != "ray":
@@ -230,6 +284,8 @@ def _check_device(requested: str) -> None:
     """A CUDA device named for local training exists here (Ray workers check their own)."""
     if not requested.startswith("cuda"):
         return
+    import torch
+
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     index = int(requested.partition(":")[2] or 0)
     if index >= count:
@@ -237,6 +293,12 @@ def _check_device(requested: str) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
+    import torch
+
+    from optimizer.config import Runtime
+    from optimizer.results import frontier_table
+    from optimizer.search import Paths, SearchInterrupted, run_search
+
     config = config_from_args(args)
     if args.executor == "local":
         _check_device(args.device)
@@ -259,6 +321,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _raise_interrupted(signum, _frame):
+    from optimizer.search import SearchInterrupted
+
     raise SearchInterrupted(signal.Signals(signum).name)
 
 
@@ -267,6 +331,11 @@ def _signal_exit_code(stop: SearchInterrupted) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "search" not in argv:  # --help, or a missing or unknown command: no search runs, nothing to interrupt
+        return run(build_parser(search_options=False), argv)
+    from optimizer.search import SearchInterrupted
+
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return run(build_parser(), argv, passthrough=(SearchInterrupted,))

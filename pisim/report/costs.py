@@ -1,10 +1,11 @@
-"""Estimates and data files as `pisim.report` Tables: the counting columns plus online and offline costs."""
+"""Estimates and data files as Tables: the counting columns plus online and offline costs, and each constant
+with its source."""
 from __future__ import annotations
 
 from cost_models.constants import Constant
 from cost_models.estimate import Estimate
-from pisim.report import Column, Table
 from pisim.report.counts import COUNT_COLUMNS
+from pisim.report.table import Column, Table
 
 MB = 1e6
 
