@@ -1,6 +1,9 @@
 """Capture: exact counts on real models, every ReLU spelling, per-call-site counting, graph edges."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import networkx as nx
 import pytest
 import torch
@@ -136,6 +139,20 @@ def test_residual_adds_and_concatenations_are_edges():
     assert {p.name for p in graph.predecessors(cat.name)} == {add.name, "b"}
     assert cat.output_shape == (1, 4, 4, 4)
     assert nx.is_directed_acyclic_graph(graph.digraph)
+    # the networkx view, built on demand, is the same graph, and `ops` is a topological order of it
+    names = [op.name for op in graph.ops]
+    assert list(graph.digraph) == names and all(names.index(a) < names.index(b) for a, b in graph.digraph.edges)
+    assert all([p.name for p in graph.predecessors(op.name)] == list(graph.digraph.predecessors(op.name)) and
+               [s.name for s in graph.successors(op.name)] == list(graph.digraph.successors(op.name))
+               for op in graph.ops)
+
+
+def test_counting_and_pricing_never_import_networkx():
+    code = ("import sys, cost_models; from pisim.graph import capture; from pisim.zoo import build_zoo_model; "
+            "g = capture(build_zoo_model('cifar-resnet20'), (3, 8, 8)).graph; "
+            "cost_models.price(g, cost_models.load_setting('delphi', 'lan')); g.predecessors(g.ops[-1].name); "
+            "print('networkx' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 class ShapeDependentFlow(nn.Module):

@@ -118,27 +118,27 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     from optimizer.strategies import STRATEGIES
     from pisim.zoo import zoo_names
 
-    DEFAULTS = SearchConfig()
+    defaults = SearchConfig()
     search = sub.add_parser("search", help=SEARCH_HELP, description=DESCRIPTION,
-                            epilog=EPILOG.format(model=DEFAULTS.model),
+                            epilog=EPILOG.format(model=defaults.model),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     search.add_argument("--latency-budget", type=duration, required=True, metavar="TIME",
                         help="latency the result must fit, with a unit: 500ms, 10s, 2min")
-    search.add_argument("--phase", choices=("online", "offline", "total"), default=DEFAULTS.setting.phase,
+    search.add_argument("--phase", choices=("online", "offline", "total"), default=defaults.setting.phase,
                         help="which latency the budget bounds (default %(default)s)")
     cost = search.add_argument_group("pricing (as in `pisim estimate`)")
-    cost.add_argument("--protocol", default=DEFAULTS.setting.protocol, help="default %(default)s")
-    cost.add_argument("--network", default=DEFAULTS.setting.network, help="default %(default)s")
-    cost.add_argument("--client-profile", default=DEFAULTS.setting.client_profile,
+    cost.add_argument("--protocol", default=defaults.setting.protocol, help="default %(default)s")
+    cost.add_argument("--network", default=defaults.setting.network, help="default %(default)s")
+    cost.add_argument("--client-profile", default=defaults.setting.client_profile,
                       help="client hardware profile name or TOML path (default: the protocol's; Delphi's is atom-z8350)")
-    cost.add_argument("--server-profile", default=DEFAULTS.setting.server_profile,
+    cost.add_argument("--server-profile", default=defaults.setting.server_profile,
                       help="server hardware profile (default: the protocol's)")
-    cost.add_argument("--threads", type=thread_count, default=DEFAULTS.setting.threads,
+    cost.add_argument("--threads", type=thread_count, default=defaults.setting.threads,
                       help="threads each party computes with (default %(default)s)")
     model = search.add_argument_group("model and data")
-    model.add_argument("--model", default=DEFAULTS.model, choices=zoo_names(), metavar="NAME",
+    model.add_argument("--model", default=defaults.model, choices=zoo_names(), metavar="NAME",
                        help=f"built-in model: {', '.join(zoo_names())} (default %(default)s)")
-    model.add_argument("--dataset", default=DEFAULTS.data.name, choices=list(LOADERS),
+    model.add_argument("--dataset", default=defaults.data.name, choices=list(LOADERS),
                        help="digits is bundled; the others read --data-dir and never download (default %(default)s)")
     model.add_argument("--data-dir", help="local copy of the dataset (torchvision CIFAR layout, or an ImageFolder "
                                           "tree with train/ and val/ or test/; TinyImageNet as it ships)")
@@ -146,30 +146,30 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
                        help="input size; default per dataset: " +
                             ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in DEFAULT_INPUT_SIZE.items()))
     plan = search.add_argument_group("search")
-    plan.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULTS.strategy,
+    plan.add_argument("--strategy", choices=list(STRATEGIES), default=defaults.strategy,
                       help="deepreduce: cull, thin and reshape whole stages; fine-grained: keep or drop single ReLUs "
                            "(or channels) by latency-weighted gates (default %(default)s)")
-    plan.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.objective,
+    plan.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective,
                       help="latency: rank stages by accuracy per second and budget the priced latency; relus: "
                            "DeepReDuce's ReLU-count proxy (budget converted at the baseline's seconds per ReLU) "
                            "(default %(default)s)")
-    plan.add_argument("--alphas", type=_floats, default=DEFAULTS.alphas, metavar="LIST",
+    plan.add_argument("--alphas", type=_floats, default=defaults.alphas, metavar="LIST",
                       help="width multipliers to reshape with (default 1,0.5)")
-    plan.add_argument("--rhos", type=_floats, default=DEFAULTS.rhos, metavar="LIST",
+    plan.add_argument("--rhos", type=_floats, default=defaults.rhos, metavar="LIST",
                       help="resolution multipliers to reshape with (default 1,0.5)")
-    plan.add_argument("--max-train", type=positive_int, default=DEFAULTS.max_train,
+    plan.add_argument("--max-train", type=positive_int, default=defaults.max_train,
                       help="train at most this many candidates within budget (default %(default)s)")
-    _add_fine_grained(search, DEFAULTS.fine_grained)
+    _add_fine_grained(search, defaults.fine_grained)
     train = search.add_argument_group("training")
-    train.add_argument("--epochs", type=epoch_count, default=DEFAULTS.schedule.epochs,
+    train.add_argument("--epochs", type=epoch_count, default=defaults.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
-    train.add_argument("--baseline-epochs", type=epoch_count, default=DEFAULTS.baseline_epochs,
+    train.add_argument("--baseline-epochs", type=epoch_count, default=defaults.baseline_epochs,
                        help="epochs for the baseline teacher (default %(default)s)")
-    train.add_argument("--criticality-epochs", type=epoch_count, default=DEFAULTS.criticality_epochs,
+    train.add_argument("--criticality-epochs", type=epoch_count, default=defaults.criticality_epochs,
                        help="epochs per stage-criticality variant (default %(default)s)")
-    train.add_argument("--batch-size", type=int_in_range(1, MAX_BATCH), default=DEFAULTS.schedule.batch_size,
+    train.add_argument("--batch-size", type=int_in_range(1, MAX_BATCH), default=defaults.schedule.batch_size,
                        help="default %(default)s")
-    train.add_argument("--lr", type=finite_float(0, MAX_LR, low_open=True), default=DEFAULTS.schedule.lr,
+    train.add_argument("--lr", type=finite_float(0, MAX_LR, low_open=True), default=defaults.schedule.lr,
                        help="SGD (Nesterov, cosine schedule) learning rate (default %(default)s)")
     train.add_argument("--kd-temperature", type=finite_float(0, MAX_KD_TEMPERATURE, low_open=True),
                        default=DEFAULT_TEMPERATURE,
@@ -177,7 +177,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--kd-weight", type=finite_float(0, 1), default=DEFAULT_WEIGHT,
                        help="loss = (1-w) CE + w T^2 KL(teacher || student) (default %(default)s)")
     train.add_argument("--no-kd", action="store_true", help="train candidates on labels only")
-    train.add_argument("--seed", type=seed, default=DEFAULTS.seed,
+    train.add_argument("--seed", type=seed, default=defaults.seed,
                        help="seeds init, shuffling, augmentation: 0..2**32-1 (default %(default)s)")
     train.add_argument("--device", default="auto", type=_device,
                        help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")

@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-import networkx as nx
 import torch
 import torch.fx as fx
 import torch.nn as nn
@@ -180,17 +179,15 @@ _EXPORT_GUARD = "_guards_fn"  # torch.export's input-guard check: a call with no
 
 def _build_graph(gm: fx.GraphModule, input_shape: Shape, source: str, method: str,
                  shape_of: Callable[[fx.Node], Shape], notes: list[str]) -> OpGraph:
-    digraph = nx.DiGraph()
+    nodes: dict[str, OpNode] = {}
+    edges: list[tuple[str, str]] = []
     label_uses: Counter[str] = Counter()
-    for node in gm.graph.nodes:
+    for node in gm.graph.nodes:  # fx keeps nodes in execution order, so every producer is already in `nodes`
         if node.op not in _GRAPH_OPS or node.target == _EXPORT_GUARD:
             continue
-        op = _op_node(gm, node, shape_of, label_uses)
-        digraph.add_node(node.name, op=op)
-        for producer in node.all_input_nodes:
-            if producer.name in digraph:
-                digraph.add_edge(producer.name, node.name)
-    return OpGraph(digraph, input_shape, source, method, notes)
+        nodes[node.name] = _op_node(gm, node, shape_of, label_uses)
+        edges += [(producer.name, node.name) for producer in node.all_input_nodes if producer.name in nodes]
+    return OpGraph(nodes, tuple(edges), input_shape, source, method, notes)
 
 
 def _arg_value(gm: fx.GraphModule, arg: Any, shape_of: Callable[[fx.Node], Shape]) -> Any:

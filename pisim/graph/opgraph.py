@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pisim.graph.opnode import OpKind, OpNode, Shape
 
-if TYPE_CHECKING:  # whoever built the digraph has imported networkx; the cost models and listings need not
+if TYPE_CHECKING:
     import networkx as nx
 
 COUNTING_CONVENTIONS = (
@@ -20,28 +20,55 @@ COUNTING_CONVENTIONS = (
 
 @dataclass
 class OpGraph:
-    """A `networkx.DiGraph` keyed by call site (fx node name); node attribute "op" holds the `OpNode`.
-
-    Edges follow data flow, so residual adds and concatenations have one in-edge per operand.
+    """Call sites keyed by fx node name, in execution order (a topological order: every edge runs from an
+    earlier call site to a later one), and the data-flow edges between them, so residual adds and
+    concatenations have one in-edge per operand. `digraph` is the same graph as a `networkx.DiGraph`
+    (node attribute "op" holds the `OpNode`), built on first use: pricing and counting never import networkx.
     """
 
-    digraph: nx.DiGraph
+    nodes: dict[str, OpNode]
+    edges: tuple[tuple[str, str], ...]
     input_shape: Shape
     source: str
     capture_method: str  # "torch.fx" or "torch.export"
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        position = {name: i for i, name in enumerate(self.nodes)}
+        backward = [(a, b) for a, b in self.edges if position[a] >= position[b]]
+        if backward:
+            raise ValueError(f"op graph edges must follow execution order; these do not: {backward[:3]}")
+
     @cached_property
-    def ops(self) -> tuple[OpNode, ...]:
-        """Nodes in a topological order that follows the model's own execution order."""
+    def digraph(self) -> nx.DiGraph:
         import networkx as nx
 
-        order = {name: i for i, name in enumerate(self.digraph.nodes)}
-        names = nx.lexicographical_topological_sort(self.digraph, key=order.__getitem__)
-        return tuple(self.digraph.nodes[n]["op"] for n in names)
+        graph = nx.DiGraph()
+        graph.add_nodes_from((name, {"op": op}) for name, op in self.nodes.items())
+        graph.add_edges_from(self.edges)
+        return graph
+
+    @cached_property
+    def ops(self) -> tuple[OpNode, ...]:
+        """Nodes in the model's own execution order."""
+        return tuple(self.nodes.values())
+
+    @cached_property
+    def _inputs(self) -> dict[str, list[str]]:
+        inputs: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for producer, consumer in self.edges:
+            inputs[consumer].append(producer)
+        return inputs
+
+    @cached_property
+    def _outputs(self) -> dict[str, list[str]]:
+        outputs: dict[str, list[str]] = {name: [] for name in self.nodes}
+        for producer, consumer in self.edges:
+            outputs[producer].append(consumer)
+        return outputs
 
     def op(self, name: str) -> OpNode:
-        return self.digraph.nodes[name]["op"]
+        return self.nodes[name]
 
     def of_kind(self, *kinds: OpKind) -> list[OpNode]:
         return [op for op in self.ops if op.kind in kinds]
@@ -67,7 +94,7 @@ class OpGraph:
         return self.of_kind(OpKind.UNSUPPORTED)
 
     def predecessors(self, name: str) -> list[OpNode]:
-        return [self.op(p) for p in self.digraph.predecessors(name)]
+        return [self.nodes[p] for p in self._inputs[name]]
 
     def successors(self, name: str) -> list[OpNode]:
-        return [self.op(s) for s in self.digraph.successors(name)]
+        return [self.nodes[s] for s in self._outputs[name]]
