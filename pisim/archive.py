@@ -55,6 +55,11 @@ class Archive:
         return [n for n in self.sizes if n.startswith(folder)]
 
 
+def not_torch(source: str, why: str) -> UserError:
+    return UserError(f"{source} is not a model file (not a torch archive: {why}); pass a state dict, TorchScript "
+                     f"or torch.export archive")
+
+
 def is_zip(head: bytes) -> bool:
     return head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06")
 
@@ -67,7 +72,7 @@ def open_archive(handle: BinaryIO, source: str) -> Archive:
     except UnicodeDecodeError:
         raise UserError(f"{source}: a zip entry name is not valid UTF-8; torch never writes such names") from None
     except (zipfile.BadZipFile, EOFError, ValueError) as error:
-        raise UserError(f"{source} is not a torch archive: a damaged zip ({error})") from None
+        raise not_torch(source, f"a damaged or truncated zip: {error}") from None
     if len(infos) > MAX_ENTRIES:
         raise UserError(f"{source} is too large: {len(infos):,} zip entries (at most {MAX_ENTRIES:,})")
     total = 0
@@ -84,7 +89,7 @@ def open_archive(handle: BinaryIO, source: str) -> Archive:
         sizes[info.filename] = info.file_size
     roots = {name.split("/", 1)[0] for name in sizes}
     if len(roots) != 1 or any("/" not in name for name in sizes):
-        raise UserError(f"{source} is not a torch archive: torch puts every entry under one folder")
+        raise not_torch(source, "a zip whose entries are not all under one folder, as torch writes them")
     prefix = roots.pop() + "/"
     return Archive(source, archive, prefix, {n[len(prefix):]: s for n, s in sizes.items()})
 
@@ -113,6 +118,7 @@ class _Opaque:
 
 
 _OPAQUE = _Opaque()
+LOADED_PICKLES = ("data.pkl", "constants.pkl")  # what torch.load and torch.jit.load unpickle from an archive
 _MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
 _MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
 _TUPLE_N = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
@@ -127,12 +133,18 @@ class StorageRef:
     numel: int
 
 
-def storage_refs(data: bytes, source: str) -> list[StorageRef]:
-    """The tensor records a torch pickle (data.pkl, constants.pkl) references, found by walking its opcodes."""
+@dataclass
+class PickleScan:
+    refs: list[StorageRef]  # tensor records the pickle loads
+    globals: list[str]  # module.name of every class or function it would import
+
+
+def scan_pickle(data: bytes, source: str) -> PickleScan:
+    """What a torch pickle references (tensor records, Python globals), found by walking its opcodes."""
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[Any, Any] = {}
-    refs: list[StorageRef] = []
+    scan = PickleScan([], [])
     try:
         for op, arg, _ in pickletools.genops(data):
             name = op.name
@@ -145,7 +157,12 @@ def storage_refs(data: bytes, source: str) -> list[StorageRef]:
             elif name in _MEMO_GET:
                 stack.append(memo[arg])
             elif name in ("GLOBAL", "INST"):
-                stack.append(("global", arg.replace(" ", ".")))
+                scan.globals.append(arg.replace(" ", "."))
+                stack.append(("global", scan.globals[-1]))
+            elif name == "STACK_GLOBAL":
+                module, qualname = stack.pop(-2), stack.pop()
+                scan.globals.append(f"{module}.{qualname}")
+                stack.append(("global", scan.globals[-1]))
             elif name == "TUPLE":
                 start = marks.pop()
                 stack[start:] = [tuple(stack[start:])]
@@ -153,7 +170,7 @@ def storage_refs(data: bytes, source: str) -> list[StorageRef]:
                 count = _TUPLE_N[name]
                 stack[-count:] = [tuple(stack[-count:])]
             elif name == "BINPERSID":
-                refs.append(_storage_ref(stack.pop(), source))
+                scan.refs.append(_storage_ref(stack.pop(), source))
                 stack.append(_OPAQUE)
             elif name == "PERSID":
                 raise UserError(f"{source}: a text persistent id, which torch never writes")
@@ -164,8 +181,8 @@ def storage_refs(data: bytes, source: str) -> list[StorageRef]:
             else:
                 _generic(op, stack, marks)
     except (ValueError, IndexError, KeyError) as error:
-        raise UserError(f"{source} is not a torch archive: a malformed pickle ({error})") from None
-    return refs
+        raise not_torch(source, f"a malformed pickle: {error}") from None
+    return scan
 
 
 def _generic(op: pickletools.OpcodeInfo, stack: list[Any], marks: list[int]) -> None:
@@ -207,15 +224,16 @@ def _element_size(storage_type: str, source: str) -> int:
 
 
 def check_records(archive: Archive) -> None:
-    """Every tensor record a top-level pickle references exists and holds exactly the bytes it promises.
+    """Every tensor record the pickles torch loads reference exists and holds exactly the bytes it promises.
 
     torch reads a record named by a pickle's persistent id (data.pkl -> data/KEY, constants.pkl -> constants/KEY)
     without checking its size; a TorchScript archive whose pickle promises 108 floats in an empty record
-    crashes torch.jit.load with a segmentation fault.
+    crashes torch.jit.load with a segmentation fault. (torch.jit.trace also writes traced_inputs.pkl, with
+    empty records; torch never loads it.)
     """
-    for name in [n for n in archive.sizes if "/" not in n and n.endswith(".pkl")]:
+    for name in [n for n in LOADED_PICKLES if archive.has(n)]:
         folder = name[:-len(".pkl")]
-        for ref in storage_refs(archive.read(name), f"{archive.source}: {name}"):
+        for ref in scan_pickle(archive.read(name), f"{archive.source}: {name}").refs:
             record = f"{folder}/{ref.key}"
             want = ref.numel * _element_size(ref.storage_type, archive.source)
             if not archive.has(record):

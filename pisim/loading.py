@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Mapping
 import torch
 import torch.nn as nn
 
-from pisim.archive import MAX_TOTAL_BYTES, check_records, is_zip, open_archive
+from pisim.archive import MAX_TOTAL_BYTES, check_records, is_zip, not_torch, open_archive, scan_pickle
 from pisim.errors import UserError
 from pisim.pt2 import load_exported
 from pisim.zoo import ZOO, build_zoo_model, zoo_names
@@ -139,17 +139,16 @@ def _load_file(path: Path, handle: BinaryIO, arch: str | None, num_classes: int 
             raise UserError(f"{path} is a torch.export archive of the layout torch 2.7 and older wrote, which "
                             f"pickles its parts: export it again with torch {torch.__version__}")
         if not archive.has("data.pkl"):
-            raise UserError(f"{path} is not a torch archive: a zip file without data.pkl or an exported program")
+            raise not_torch(str(path), "a zip without data.pkl or an exported program")
         check_records(archive)
-        obj = _torch_load(path, trust_pickle, mmap=True)
+        obj = _torch_load(path, archive.read("data.pkl"), trust_pickle, mmap=True)
     elif head[:1] == PICKLE_PROTO:  # torch.save's format before 1.6: a bare pickle stream
         if path.stat().st_size > MAX_TOTAL_BYTES:
             raise UserError(f"{path} is too large: more than {MAX_TOTAL_BYTES // (1 << 30)} GiB")
-        obj = _torch_load(path, trust_pickle, mmap=False)
+        obj = _torch_load(path, handle.read(), trust_pickle, mmap=False)
     else:
         size = path.stat().st_size
-        raise UserError(f"{path} is not a torch archive ({size} byte{'s' if size != 1 else ''}, neither a zip archive "
-                        f"torch wrote nor a pickle): pass a state dict, TorchScript or torch.export archive")
+        raise not_torch(str(path), f"{size:,} byte{'s' if size != 1 else ''}, neither a zip nor a pickle")
     if isinstance(obj, nn.Module):
         return LoadedModel(obj.eval(), f"{path.name} (pickled {type(obj).__name__})", None)
     if isinstance(obj, Mapping):
@@ -174,19 +173,19 @@ def _exported(program: torch.export.ExportedProgram, path: Path) -> tuple:
     return program, f"{path.name} (torch.export)", default
 
 
-def _torch_load(path: Path, trust_pickle: bool, mmap: bool) -> Any:
+def _torch_load(path: Path, pickled: bytes, trust_pickle: bool, mmap: bool) -> Any:
     """torch.load with weights_only=True (tensors memory-mapped where the format allows); a full pickle
-    only with `trust_pickle`."""
+    only with `trust_pickle`. `pickled` is the file's pickle, scanned to tell a full pickle from a damaged one."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # protocol notes from the restricted unpickler; its verdict is what counts
             return _checked_tree(torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap), path)
     except pickle.UnpicklingError as error:
-        named = re.search(r"GLOBAL ([\w.]+)", str(error))
+        named = _foreign_global(pickled)
         if named is None:
             raise UserError(f"{path} is not a model file (a damaged pickle): {_line(error)}") from None
         if not trust_pickle:
-            raise UserError(f"{path} is a full pickle (it names the Python class {named.group(1)}), which can run "
+            raise UserError(f"{path} is a full pickle (it names the Python global {named}), which can run "
                             f"arbitrary code when loaded: re-run with --trust-pickle only if you trust its source, "
                             f"or save a state dict, TorchScript or torch.export archive instead") from None
     except UserError:
@@ -199,6 +198,15 @@ def _torch_load(path: Path, trust_pickle: bool, mmap: bool) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as error:
         raise UserError(f"{path} could not be unpickled: {_line(error)}") from None
+
+
+def _foreign_global(pickled: bytes) -> str | None:
+    """The first Python global a pickle imports beyond torch's own and OrderedDict: what makes it a full pickle."""
+    try:
+        names = scan_pickle(pickled, "pickle").globals
+    except UserError:
+        return None
+    return next((n for n in names if not n.startswith(("torch.", "collections.OrderedDict"))), None)
 
 
 def _checked_tree(obj: Any, path: Path) -> Any:
@@ -244,8 +252,11 @@ def _from_state_dict(path: Path, obj: Mapping, arch: str | None, num_classes: in
         raise UserError(f"{path} is a state dict: pass --arch NAME (a zoo or torchvision name) to say which "
                         f"network it belongs to")
     built = build_named(arch, num_classes or _classes_from_state(state), device=META)
+    shapes = {name: torch.empty_like(tensor, device=META) for name, tensor in state.items()}
     try:
-        built.model.load_state_dict(state, strict=True)
+        with warnings.catch_warnings():  # batch norm fills a missing counter with a CPU tensor and warns; the
+            warnings.simplefilter("ignore", UserWarning)  # missing key is reported below all the same
+            built.model.load_state_dict(shapes, strict=True)  # checks names and shapes; capture needs no values
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise UserError(f"{path} does not fit --arch {arch}: {detail}") from None
