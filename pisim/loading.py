@@ -27,7 +27,7 @@ IMAGENET_INPUT = (3, 224, 224)
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model", "snet", "net")
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".tar", ".ts", ".bin")
 META = torch.device("meta")
-_STAT_ERRORS = {  # errno -> what the user is told, for a path that names a file
+_STAT_ERRORS = {  # errno -> what the user is told; the name limits are Linux's NAME_MAX and PATH_MAX
     errno.ELOOP: "symlink loop (a link that points back to itself)",
     errno.ENAMETOOLONG: "file name too long (the limit is 255 bytes per name, 4096 per path)",
     errno.EACCES: "permission denied (a folder on the path is not searchable by this user)",
@@ -99,6 +99,20 @@ def load_model(spec: str, *, arch: str | None = None, num_classes: int | None = 
         raise UserError(f"{spec} cannot be read: {error.strerror or error}") from None
     with handle:
         return _load_file(path, handle, arch, num_classes, trust_pickle)
+
+
+def load_weights(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Tensors a program saved for itself (state dicts, checkpoints), read with the checks `load_model` applies:
+    the archive inspected first, then `torch.load(weights_only=True)`; never a full pickle."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        if is_zip(handle.read(4)):
+            handle.seek(0)
+            check_records(open_archive(handle, str(path)))
+    try:
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise UserError(f"{path} is not a plain-tensor file: {_line(error)}") from None
 
 
 def load_exported_file(path: str | Path) -> torch.export.ExportedProgram:

@@ -24,6 +24,8 @@ import torch.nn as nn
 
 from conftest import run_cli
 from pisim.cli import main
+from pisim.errors import UserError
+from pisim.loading import load_weights
 from pisim.zoo import build_zoo_model
 
 PEAK_RSS_BYTES = 1.5 * (1 << 30)  # the bound for a huge head or input: capture needs shapes only
@@ -266,3 +268,15 @@ def test_huge_input_to_torchscript_is_fake(tmp_path):
     result, peak = _child_peak_rss("estimate", str(path), "--input-size", "3x20000x20000", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert peak < PEAK_RSS_BYTES, f"peak RSS {peak / (1 << 30):.2f} GiB"
+
+
+def test_optimizer_weights_go_through_the_same_checks(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save(_tiny().state_dict(), path)
+    assert set(load_weights(path)) == set(_tiny().state_dict())
+    damaged = _rewrite(path, tmp_path / "damaged.pt", {"data/0": b""})
+    with pytest.raises(UserError, match="holds 0 bytes"):
+        load_weights(damaged)
+    torch.save(_tiny(), path)
+    with pytest.raises(UserError, match="not a plain-tensor file"):
+        load_weights(path)
