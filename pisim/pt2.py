@@ -29,13 +29,17 @@ from pisim.errors import UserError
 
 MODEL = "model"  # torch.export.save names the one program it writes "model"
 MAX_SYM_EXPR_CHARS = 10_000  # symbolic shapes torch writes are a few dozen characters
-# The functions torch's deserializer hands sympy (GraphModuleDeserializer.deserialize) plus sympy's own
-# relational and logic names it prints; any other name in a shape expression is refused.
+# The functions torch's deserializer hands sympy (GraphModuleDeserializer.deserialize), the sympy classes and
+# symbol assumptions torch's serializer writes (sympy.srepr: "Mul(Integer(16), Symbol('s16', positive=True,
+# integer=True))"), and sympy's relational and logic names; any other name in a shape expression is refused.
 _SYM_NAMES = frozenset("""FloorDiv ModularIndexing Where PythonMod Mod CleanDiv CeilToInt FloorToInt CeilDiv LShift
     RShift PowByNatural FloatPow FloatTrueDiv IntTrueDiv IsNonOverlappingAndDenseIndicator TruncToFloat TruncToInt
     RoundToInt RoundDecimal ToFloat Identity Max Min Abs Eq Ne Lt Le Gt Ge And Or Not True False oo zoo
-    Integer Rational Float""".split())
-_SYM_TOKEN = re.compile(r"\s*(?:(\d+\.\d+(?:e[-+]?\d+)?|\d+)|([A-Za-z_]\w*)|(\*\*|//|==|!=|<=|>=|[-+*/%(),<>&|~]))")
+    Integer Rational Float Symbol Dummy Add Mul Pow Mod Infinity NegativeInfinity One Zero NegativeOne Half
+    positive negative nonnegative nonpositive integer real finite infinite zero nonzero even odd rational
+    commutative""".split())
+_SYM_TOKEN = re.compile(r"\s*(?:(\d+\.\d+(?:e[-+]?\d+)?|\d+|'[a-z]+\d+')|([A-Za-z_]\w*)"
+                        r"|(\*\*|//|==|!=|<=|>=|[-+*/%(),<>&|~=]))")
 _SYMBOL_NAME = re.compile(r"[a-z]+\d+")  # torch's shape symbols: s0, u3, ...
 
 

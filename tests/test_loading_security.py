@@ -280,3 +280,26 @@ def test_optimizer_weights_go_through_the_same_checks(tmp_path):
     torch.save(_tiny(), path)
     with pytest.raises(UserError, match="not a plain-tensor file"):
         load_weights(path)
+
+
+def test_export_with_python_in_a_shape_expression_is_refused(capsys, tmp_path):
+    """torch.export.load parses shape expressions with sympy.sympify, which evaluates them as Python."""
+    dynamic = tmp_path / "dynamic.pt2"
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 3, 16, 16),),
+                                          dynamic_shapes=({2: torch.export.Dim("h", min=4, max=64)},)), dynamic)
+    text = _read_entry(dynamic, "models/model.json").decode()
+    symbol = text.split("Symbol('", 1)[1].split("'", 1)[0]
+    live = tmp_path / "live-marker"
+    payload = f"__import__('os').system('touch {{}}') or Symbol('{symbol}', positive=True, integer=True)"
+    for marker, name in [(live, "live.pt2"), (tmp_path / "marker", "evil.pt2")]:
+        hostile = text.replace(f"Symbol('{symbol}', positive=True, integer=True)", payload.format(marker), 1)
+        _rewrite(dynamic, tmp_path / name, {"models/model.json": hostile.encode()})
+    try:
+        torch.export.load(str(tmp_path / "live.pt2"))
+    except Exception:
+        pass
+    assert live.exists(), "torch.export.load did not evaluate the shape expression"
+    capsys.readouterr()
+    _refused(capsys, "estimate", tmp_path / "evil.pt2", phrase="not arithmetic")
+    assert not (tmp_path / "marker").exists()
