@@ -220,8 +220,8 @@ def fuzz(targets: list[Target], seconds: float, seed: int = 0, max_cases: int | 
             path = case_dir / name
             path.write_bytes(data)
             reply = worker.run(target.loader, path, case_timeout_s, memory)
-            left = sorted({*(str(p.relative_to(case_dir)) for p in case_dir.rglob("*") if p != path),
-                           *(f"worker/{p}" for p in worker.leftovers())})
+            in_case = [str(p.relative_to(case_dir)) for p in case_dir.rglob("*") if p != path]
+            left = sorted({*in_case, *(f"worker/{p}" for p in worker.leftovers())})
             counts = summary.counts[target.name]
             counts["cases"] += 1
             counts[reply["outcome"]] += 1
@@ -232,7 +232,8 @@ def fuzz(targets: list[Target], seconds: float, seed: int = 0, max_cases: int | 
             if left:
                 counts["leftover"] += 1
                 _record(summary, failures_dir, target,
-                        {"outcome": "leftover", "signature": ", ".join(left[:3]), "detail": f"left behind: {left}"},
+                        {"outcome": "leftover", "signature": _where(bool(in_case), bool(worker.leftovers())),
+                         "detail": f"left behind: {left}"},
                         name, data, how, index)
                 worker.clear_leftovers()  # so the next case is judged on what it leaves itself
             shutil.rmtree(case_dir)
@@ -249,6 +250,12 @@ def fuzz(targets: list[Target], seconds: float, seed: int = 0, max_cases: int | 
     children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # kB on Linux
     summary.peak_rss_bytes = max(summary.peak_rss_bytes, children_peak)
     return summary
+
+
+def _where(in_case: bool, in_worker: bool) -> str:
+    """Where a case left files: the signature of a leftover (the names themselves may be random)."""
+    return ", ".join(where for where, found in (("in the case directory", in_case),
+                                                ("in the worker's directory", in_worker)) if found)
 
 
 def _record(summary: Summary, failures_dir: Path, target: Target, reply: dict, name: str, data: bytes,
