@@ -74,6 +74,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: malformed TOML ({error})") from None
     except RecursionError:
         raise UserError(f"{path}: nested more than {MAX_NESTING} levels deep; not a PISim data file") from None
+    except ValueError as error:  # Python's limit on integer digits: no constant is thousands of digits long
+        raise UserError(f"{path}: malformed TOML ({str(error).splitlines()[0][:200]})") from None
     return check_nesting(document, str(path))
 
 
