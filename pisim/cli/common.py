@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pisim.archive import LIMITS_TEXT
 from pisim.cli.arguments import int_in_range, output_file
 from pisim.errors import UserError
 from pisim.io import atomic_write
@@ -45,7 +46,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="NAME_OR_FILE",
                         help="a zoo name (cifar-resnet18, cifar-resnet32, ...), a torchvision classifier name "
                              "(resnet18, ...), or a file: TorchScript archive, torch.export archive (.pt2), or a "
-                             "state dict (with --arch)")
+                             "state dict (with --arch). Files never run code: only plain tensors are unpickled "
+                             f"(see --trust-pickle); {LIMITS_TEXT}. Named models and state dicts are built "
+                             "with shapes only (meta tensors), so any --num-classes or --input-size costs no memory")
     parser.add_argument("--arch", metavar="NAME", help="network a state-dict file belongs to (zoo or torchvision name)")
     parser.add_argument("--input-size", metavar="CxHxW",
                         help="input size without the batch dimension, e.g. 3x32x32 (default: the model's own: "
