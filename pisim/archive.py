@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
-import torch
-
 from pisim.errors import UserError
 
 GIB = 1 << 30
@@ -218,6 +216,7 @@ def _storage_ref(pid: Any, source: str) -> StorageRef:
 
 
 def _element_size(storage_type: str, source: str) -> int:
+    import torch  # here, not at the top: `--help` reads this module's limits and must not import torch
     from torch.storage import _get_dtype_from_pickle_storage_type  # the table torch.load itself reads
 
     name = storage_type.removeprefix("torch.")

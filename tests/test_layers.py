@@ -19,6 +19,8 @@ LAYER_OF_PREFIX = {
     "pisim.graph": "capture",
     "pisim.zoo": "capture",
     "pisim.loading": "capture",
+    "pisim.archive": "capture",  # model files inspected before torch reads them
+    "pisim.pt2": "capture",      # torch.export archives read without unpickling
     "pisim.errors": "capture",  # shared by every layer: the one exception type the CLIs turn into exit 2
     "pisim.io": "capture",      # shared by every layer: atomic writes
     "pisim.tomlparser": "capture",  # shared by every layer: tomllib, or tomli on Python 3.10
