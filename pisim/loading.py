@@ -22,8 +22,8 @@ from pisim.archive import MAX_TOTAL_BYTES, check_records, is_zip, not_torch, ope
 from pisim.errors import UserError
 from pisim.pt2 import load_exported
 from pisim.zoo import ZOO, build_zoo_model, zoo_names
+from pisim.zoo.torchvision_names import IMAGENET_INPUT, classifier_names
 
-IMAGENET_INPUT = (3, 224, 224)
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state_dict", "model", "snet", "net")
 MODEL_SUFFIXES = (".pt", ".pth", ".pt2", ".tar", ".ts", ".bin")
 META = torch.device("meta")
@@ -55,9 +55,7 @@ def parse_input_size(text: str) -> tuple[int, ...]:
 
 
 def torchvision_classifiers() -> list[str]:
-    import torchvision
-
-    return sorted(torchvision.models.list_models(module=torchvision.models))
+    return list(classifier_names())
 
 
 def build_named(name: str, num_classes: int | None = None, device: torch.device | None = None) -> LoadedModel:

@@ -17,6 +17,7 @@ from optimizer.io import write_json
 from pisim.errors import UserError
 from pisim.io import dumps_json
 from pisim.report import Column, Table
+from pisim.zoo import torchvision_names
 
 SEED0 = Path(__file__).parent / "data" / "report" / "search_seed0.json"
 BUDGET = ["search", "--latency-budget", "10s"]
@@ -128,14 +129,14 @@ def _raise(error: BaseException):
 
 @pytest.mark.parametrize("argv", [["models"], ["models", "--format", "json"]])
 def test_an_unexpected_error_is_one_line_exit_2(monkeypatch, capsys, argv):
-    monkeypatch.setattr(pisim.loading, "torchvision_classifiers", _raise(RuntimeError("boom\nsecond line")))
+    monkeypatch.setattr(torchvision_names, "classifier_names", _raise(RuntimeError("boom\nsecond line")))
     assert_one_line_exit_2(pisim.cli.main(argv), capsys.readouterr().err, "RuntimeError: boom second line",
                            "--debug")
 
 
 @pytest.mark.parametrize("argv", [["--debug", "models"], ["models", "--debug"]])
 def test_debug_shows_the_traceback(monkeypatch, capsys, argv):
-    monkeypatch.setattr(pisim.loading, "torchvision_classifiers", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(torchvision_names, "classifier_names", _raise(RuntimeError("boom")))
     assert pisim.cli.main(argv) == 2
     stderr = capsys.readouterr().err
     assert "Traceback" in stderr and stderr.endswith("pisim: error: unexpected RuntimeError: boom "
@@ -143,14 +144,14 @@ def test_debug_shows_the_traceback(monkeypatch, capsys, argv):
 
 
 def test_an_os_error_names_the_path(monkeypatch, capsys):
-    monkeypatch.setattr(pisim.loading, "torchvision_classifiers",
+    monkeypatch.setattr(torchvision_names, "classifier_names",
                         _raise(PermissionError(13, "Permission denied", "/some/file")))
     assert pisim.cli.main(["models"]) == 2
     assert capsys.readouterr().err == "pisim: error: /some/file: Permission denied\n"
 
 
 def test_interrupt_stays_130(monkeypatch, capsys):
-    monkeypatch.setattr(pisim.loading, "torchvision_classifiers", _raise(KeyboardInterrupt()))
+    monkeypatch.setattr(torchvision_names, "classifier_names", _raise(KeyboardInterrupt()))
     assert pisim.cli.main(["models"]) == 130
     assert capsys.readouterr().err == "pisim: interrupted\n"
 

@@ -16,13 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pisim.loading import IMAGENET_INPUT, torchvision_classifiers  # imports torchvision for its list
+    from pisim.zoo import torchvision_names  # a shipped list: torchvision takes seconds to import
 
     size = lambda shape: "x".join(map(str, shape))  # noqa: E731
     rows = [{"name": e.name, "source": "zoo", "input": size(e.default_input), "description": e.description}
             for e in ZOO.values()]
-    rows += [{"name": n, "source": "torchvision", "input": size(IMAGENET_INPUT), "description": ""}
-             for n in torchvision_classifiers()]
+    imagenet = size(torchvision_names.IMAGENET_INPUT)
+    rows += [{"name": n, "source": "torchvision", "input": imagenet, "description": ""}
+             for n in torchvision_names.classifier_names()]
     columns = [Column(k, k, numeric=False) for k in ("name", "source", "input", "description")]
     emit(Table("models pisim estimate accepts by name", columns, rows), args)
     return 0
