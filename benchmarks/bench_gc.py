@@ -15,10 +15,11 @@ import statistics
 import numpy as np
 import torch
 
-from cost_models.calibrate import DELPHI_PRIME, cpu_model
+from cost_models.calibrate import cpu_model
 from cost_models.crypto.aes import FixedKeyHash, random_blocks
 from cost_models.crypto.garbling import Evaluator, Garbler
-from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+from cost_models.crypto.field import DELPHI_PRIME, PrimeField
+from cost_models.crypto.relu_circuit import relu_circuit
 from cost_models.crypto.clock import cpu_seconds
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from cost_models.cost import LATENCY_PHASES
 from optimizer.pricing import SettingChoice
 from optimizer.search import Paths, Runtime, SearchConfig, run_search
 from optimizer.training import Schedule
@@ -33,7 +34,7 @@ def returned(document: dict) -> dict | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--phase", default="total", choices=("online", "offline", "total"))
+    parser.add_argument("--phase", default="total", choices=LATENCY_PHASES)
     parser.add_argument("--budgets", default="25,35,45", help="seconds, comma-separated (default %(default)s)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated (default %(default)s)")
     parser.add_argument("--epochs", type=int, default=5)

@@ -4,7 +4,9 @@ Prices the networks Delphi ran (plain conv chains: delphi-resnet18, delphi-resne
 delphi-resnet18-tiny) and the CIFAR ResNet18 with shortcut convs, under `delphi` with the
 delphi-epyc7502 profile on both sides (client and server shared one EPYC in those runs),
 single-thread. The HE constants were fitted once, on ResNet18-CIFAR's per-layer times; the
-ResNet-32 and 64x64 rows use them unchanged. `--fit` refits and prints them. A last table
+ResNet-32 and 64x64 rows use them unchanged (benchmarks/delphi_measurements.toml holds the
+measurements and says which were fitted and which are held out; tests/test_cost_delphi.py
+checks the held-out ones). `--fit` refits the HE constants and prints them. A last table
 cross-checks delphi and client-garbler against our re-run of the Cryptonite simulator.
 
     PYTHONPATH=. python benchmarks/reproduce_delphi.py [--fit]
@@ -12,6 +14,7 @@ cross-checks delphi and client-garbler against our re-run of the Cryptonite simu
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,38 +22,18 @@ import torch
 import cost_models
 from cost_models.handlers import he_counts
 from pisim.graph import OpKind, capture
+from pisim.tomlparser import tomllib
 from pisim.zoo import build_zoo_model
 
-# Corrected single-thread per-layer HE seconds, forward order (reference 2.2b): label -> (seconds, layers).
-MEASURED_HE_LAYERS = [("stem 3->64 @32", 1.699, 1), ("64->64 @32", 13.44, 4), ("64->128 s2", 26.756, 1),
-                      ("128->128 @16", 14.523, 3), ("128->256 s2", 29.088, 1), ("256->256 @8", 15.815, 3),
-                      ("256->512 s2", 31.722, 1), ("512->512 @4", 17.144, 3), ("FC 2048->10", 0.072, 1)]
-
+# The measurements, and which of them the constants were fitted to: one data file, shared with the test.
+MEASUREMENTS = tomllib.loads(Path(__file__).with_name("delphi_measurements.toml").read_text())
+NETWORKS = MEASUREMENTS["networks"]
+# Corrected single-thread per-layer HE seconds, forward order (reference 2.2b): (label, seconds, layers).
+MEASURED_HE_LAYERS = [(g["label"], g["seconds"], g["layers"]) for g in NETWORKS["delphi-resnet18"]["he_layers"]]
 # Measured totals (reference 2.3), B and s. Keys say how the prediction is read off the priced per-layer Costs.
-MEASURED = {
-    "delphi-resnet18": {"GC material + OT sender (offline, down)": 9.51e9 + 749e6, "OT receiver (offline, up)": 374e6,
-                        "online labels (down)": 659.6e6, "online GC evaluation (client s)": 10.17,
-                        "client storage": 10.17e9, "HE eval, server (s)": 286.0, "HE ciphertexts up (offline)": 321.5e6,
-                        "HE ciphertexts down (offline)": 47.2e6, "garbling + encode (offline server s)": 16.99 + 4.23,
-                        "online server encode (s)": 1.99, "client HE encrypt+decrypt (s)": 2.76 + 0.17,
-                        "online linear on shares (server s)": 0.43, "online client->server bytes": 5.0e6},
-    "delphi-resnet32": {"GC material + OT sender (offline, down)": 5.17e9 + 407e6, "OT receiver (offline, up)": 204e6,
-                        "online labels (down)": 358.9e6, "online GC evaluation (client s)": 5.54,
-                        "client storage": 5.53e9, "HE eval, server (s)": 40.9, "HE ciphertexts up (offline)": 198.3e6,
-                        "HE ciphertexts down (offline)": 24.6e6, "garbling + encode (offline server s)": 9.52 + 2.12,
-                        "online server encode (s)": 1.22, "client HE encrypt+decrypt (s)": 1.69 + 0.16,
-                        "online linear on shares (server s)": 0.28, "online client->server bytes": 2.7e6},
-    "delphi-resnet18-tiny": {"GC material + OT sender (offline, down)": 38.04e9 + 2.99e9,
-                             "OT receiver (offline, up)": 1.50e9, "online labels (down)": 2.64e9,
-                             "online GC evaluation (client s)": 41.33, "client storage": 40.66e9,
-                             "HE eval, server (s)": 1055.4, "HE ciphertexts up (offline)": 1.27e9,
-                             "HE ciphertexts down (offline)": 187.2e6,
-                             "garbling + encode (offline server s)": 68.18 + 17.89, "online server encode (s)": 7.21,
-                             "client HE encrypt+decrypt (s)": 11.30 + 0.58, "online linear on shares (server s)": 0.61,
-                             "online client->server bytes": 19.9e6},
-}
-MODELS = {"delphi-resnet18": ((3, 32, 32), 10), "delphi-resnet32": ((3, 32, 32), 10),
-          "delphi-resnet18-tiny": ((3, 64, 64), 200), "cifar-resnet18": ((3, 32, 32), 10)}
+MEASURED = {name: network["measured"] for name, network in NETWORKS.items()}
+MODELS = {**{name: (tuple(n["input_size"]), n["classes"]) for name, n in NETWORKS.items()},
+          "cifar-resnet18": ((3, 32, 32), 10)}
 
 
 def graph_of(name: str):

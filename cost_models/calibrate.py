@@ -26,12 +26,12 @@ from cost_models.crypto.aes import BLOCK_BYTES, random_blocks
 from cost_models.crypto.garbling import Evaluator, Garbler
 from cost_models.crypto.he import Bfv
 from cost_models.crypto.ot import ot_extension
-from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+from cost_models.crypto.field import DELPHI_PRIME, PrimeField
+from cost_models.crypto.relu_circuit import relu_circuit
 from cost_models.crypto.shares import conv_mod_p
 from cost_models.crypto.clock import cpu_seconds
 
 PROFILE_SCHEMA = "pisim.profile/1"
-DELPHI_PRIME = 2061584302081  # Delphi's field and BFV plaintext modulus (reference 2.1: interface.h PLAINTEXT_MODULUS)
 
 
 @dataclass(frozen=True)

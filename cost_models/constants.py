@@ -9,13 +9,13 @@ line naming the file and the key.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from cost_models.datafiles import resolve
 from pisim.errors import UserError
+from pisim.tomlparser import tomllib
 
 
 @dataclass(frozen=True)

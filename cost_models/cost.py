@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PHASES = ("offline", "online")
+PHASES = ("offline", "online")  # a private inference's two phases, in the order they run
+# What a latency can be asked for (`--phase`, a search's objective): one phase, or both back to back.
+# Online first: it is what a user waits for once the input exists, and every default.
+LATENCY_PHASES = ("online", "offline", "total")
 
 
 @dataclass(frozen=True, slots=True)

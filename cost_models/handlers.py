@@ -15,18 +15,27 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-from cost_models.constants import ConstantSpec
+from cost_models.constants import Constant, ConstantSpec
 from cost_models.cost import PHASES, ZERO, Cost
 from cost_models.he_packing import HeLinearCounts, conv_counts, fc_counts
 from cost_models.primitives import (Parties, compute, encode_labels, evaluate, garble, he_client_round_trip,
                                     he_evaluate, hold, oblivious_transfers, other, send, send_labels, share_macs)
+from cost_models.profiles import HardwareProfile
 from pisim.graph import OpKind, OpNode
 
 
 @dataclass(frozen=True)
 class Context:
+    """What every handler reads besides its op: both machines, the protocol's constants and its roles."""
+
     parties: Parties
     roles: Mapping[str, str]
+
+    @classmethod
+    def build(cls, client: HardwareProfile, server: HardwareProfile, constants: Mapping[str, Constant],
+              roles: Mapping[str, str]) -> Context:
+        # Handlers do arithmetic on bare floats; the units and sources stay with the protocol.
+        return cls(Parties(client, server, {name: c.value for name, c in constants.items()}), roles)
 
     @property
     def constants(self) -> dict[str, float]:

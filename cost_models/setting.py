@@ -1,12 +1,13 @@
 """A pricing setting: protocol + network + client and server hardware + threads, loaded once."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Mapping
 
 from cost_models.handlers import Context
 from cost_models.networks import Network, load_network
-from cost_models.primitives import Parties
 from cost_models.profiles import HardwareProfile, load_profile
 from cost_models.protocols import Protocol, load_protocol
 from pisim.errors import UserError
@@ -14,12 +15,28 @@ from pisim.errors import UserError
 
 @dataclass(frozen=True)
 class PricingSetting:
+    """What `price` needs besides the graph. The handlers' `context` is derived from these fields, never
+    stored beside them, so a setting with other constants (`with_constants`) cannot disagree with itself."""
+
     protocol: Protocol
     network: Network
     client: HardwareProfile
     server: HardwareProfile
     threads: int
-    context: Context
+
+    @cached_property
+    def context(self) -> Context:
+        return Context.build(self.client, self.server, self.protocol.constants, self.protocol.roles)
+
+    def with_constants(self, overrides: Mapping[str, float], source: str) -> PricingSetting:
+        """This setting with some of its protocol's constants replaced; `source` says where the new values
+        come from (every constant names one). A name the protocol does not have is refused."""
+        unknown = sorted(set(overrides) - set(self.protocol.constants))
+        if unknown:
+            raise UserError(f"protocol {self.protocol.name} has no constant {', '.join(unknown)} to override")
+        constants = {name: replace(c, value=float(overrides[name]), source=source, repeats=None, spread=None)
+                     if name in overrides else c for name, c in self.protocol.constants.items()}
+        return replace(self, protocol=replace(self.protocol, constants=constants))
 
     def describe(self) -> dict[str, object]:
         return {"protocol": self.protocol.name, "network": self.network.name, "client_profile": self.client.name,
@@ -35,6 +52,4 @@ def load_setting(protocol: str | Path = "delphi", network: str | Path = "lan",
     proto = load_protocol(protocol)
     client = load_profile(client_profile or proto.client_profile)
     server = load_profile(server_profile or proto.server_profile)
-    constants = {name: c.value for name, c in proto.constants.items()}
-    context = Context(Parties(client, server, constants), proto.roles)
-    return PricingSetting(proto, load_network(network), client, server, threads, context)
+    return PricingSetting(proto, load_network(network), client, server, threads)

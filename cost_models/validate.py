@@ -14,7 +14,6 @@ label and ciphertext bytes: the profile's [implementation] table) in place of th
 from __future__ import annotations
 
 import statistics
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,19 +21,19 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from cost_models.cost import Cost, PhaseCost
+from cost_models.cost import PHASES, Cost, PhaseCost
 from cost_models.crypto.garbling import Evaluator, Garbler
 from cost_models.crypto.he import Bfv, he_convolution
 from cost_models.crypto.ot import ot_extension
-from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+from cost_models.crypto.field import PrimeField
+from cost_models.crypto.relu_circuit import relu_circuit
 from cost_models.crypto.shares import conv_mod_p
 from cost_models.estimate import price
-from cost_models.handlers import Context
-from cost_models.primitives import Parties
 from cost_models.setting import PricingSetting
 from cost_models.crypto.clock import cpu_seconds
 from pisim.errors import UserError
 from pisim.graph import OpGraph, OpKind, OpNode
+from pisim.tomlparser import tomllib
 
 FIELDS = ("client_s", "server_s", "up_bytes", "down_bytes")
 WARM_RUNS = 5  # runs of each timed step of a ReLU layer; the first two pay for fresh pages (see _warm)
@@ -55,7 +54,7 @@ class MeasuredCost:
         return sum(self.parts.get((phase, key), {}).values())
 
     def as_cost(self) -> Cost:
-        phases = {p: PhaseCost(**{k: self.total(p, k) for k in FIELDS}) for p in ("offline", "online")}
+        phases = {p: PhaseCost(**{k: self.total(p, k) for k in FIELDS}) for p in PHASES}
         return Cost(offline=phases["offline"], online=phases["online"])
 
 
@@ -102,11 +101,10 @@ def implementation_constants(profile_path: str | Path) -> dict[str, float]:
 
 
 def with_implementation(setting: PricingSetting, constants: dict[str, float]) -> PricingSetting:
-    """The setting with protocol constants the executed implementation fixes replaced by its own."""
-    merged = dict(setting.context.parties.protocol)
-    merged.update({k: v for k, v in constants.items() if k in merged})
-    context = Context(Parties(setting.client, setting.server, merged), setting.context.roles)
-    return PricingSetting(setting.protocol, setting.network, setting.client, setting.server, setting.threads, context)
+    """The setting with protocol constants the executed implementation fixes replaced by its own; sizes the
+    protocol has no constant for are left out."""
+    priced = {name: value for name, value in constants.items() if name in setting.protocol.constants}
+    return setting.with_constants(priced, "what the executed implementation fixes: the profile's [implementation] table")
 
 
 def _warm(step: Callable[[], T]) -> tuple[T, float]:
@@ -264,7 +262,7 @@ def _median(runs) -> MeasuredCost:
 
 def _terms(op: OpNode, predicted: Cost, measured: MeasuredCost) -> list[Term]:
     terms = []
-    for phase in ("offline", "online"):
+    for phase in PHASES:
         for key in FIELDS:
             p, m = getattr(predicted.phase(phase), key), measured.total(phase, key)
             if p or m:

@@ -53,6 +53,8 @@ examples:
 output (--out DIR): frontier.json (every candidate's config, ReLUs, latency, cost breakdown, status,
 accuracy, training curve), criticality.json, models/<id>.pt2 (each frontier model, readable by
 `pisim estimate`), jobs/ (checkpoints; each epoch is saved, SIGINT/SIGTERM save and stop cleanly).
+One search at a time per --out (OUT/.search.lock names the holder's PID). --resume first checks every file it
+will read and refuses a corrupt one in one line naming it, changing nothing.
 
 on a Ray cluster (pip install -e .[distributed]): --executor ray trains each job (baseline, criticality
 variants, candidates) as a Ray task, as many at once as the cluster has room for, with the same seeds,

@@ -50,6 +50,7 @@ from optimizer.transforms import Variants, variants_of
 from pisim.graph import OpNode
 
 WARM_START = "warm_start.pt"
+DIRECTORY_PREFIX = "gates-"  # a gate search's job directory in the cache: gates-<job key>
 GATE_EPOCHS_TAG = "gate epochs"  # candidate tag: epochs of gate training that produced the mask
 MIN_PROGRESS = 0.01  # a check that lowers the price by less than this fraction counts as stalled
 

@@ -10,8 +10,6 @@ from cost_models import PhaseFigures
 from optimizer.candidate import Candidate
 from optimizer.transforms import Variants
 
-PHASES = ("online", "offline", "total")
-
 
 @dataclass(frozen=True)
 class SettingChoice:

@@ -13,6 +13,9 @@ from pisim.report import Column, Table
 
 SCHEMA = "pisim.search/1"
 FRONTIER_FILE = "frontier.json"
+SEARCH_STATUSES = ("interrupted", "complete")
+# A candidate's status (docs/architecture.md says what each means); the search sets them in _choose and _train.
+CANDIDATE_STATUSES = ("over_budget", "not_trained", "pending", "trained", "stopped_early")
 
 
 def candidate_entry(priced: Priced, status: str, result: TrainResult | None, kd: bool) -> dict[str, Any]:

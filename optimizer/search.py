@@ -21,10 +21,11 @@ from optimizer.distill import Distillation
 from optimizer.executors import make_executor
 from optimizer.gate_search import GateOptions
 from optimizer.exporting import export_candidate
-from optimizer.io import read_json, write_json
+from optimizer.io import write_json
 from optimizer.models import ModelSource, ZooModel
 from optimizer.pricing import BUDGET_UNITS, Priced, Pricer, SettingChoice
 from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
+from optimizer.state import check_cache, check_criticality, check_frontier, exclusive, sweep_temporaries
 from optimizer.strategies import StrategyInputs, make_strategy
 from optimizer.training import Schedule, TrainJob
 from optimizer.transforms import variants_of
@@ -83,30 +84,41 @@ class Runtime:
 
 def run_search(config: SearchConfig, paths: Paths, *, resume: bool = False, runtime: Runtime | None = None,
                source: ModelSource | None = None) -> dict[str, Any]:
-    """Run (or resume) a search; returns the frontier.json document it wrote."""
+    """Run (or resume) a search; returns the frontier.json document it wrote.
+
+    One search at a time per `paths.out` (a lock). Before anything is written, every file of the state the search
+    will read is checked; a corrupt one is a UserError naming it, and the directory is left as it was.
+    """
     runtime = runtime or Runtime()
-    _check_out_dir(config, paths.out, resume)
     source = source or ZooModel(config.model, num_classes(config.data), config.data.input_size)
-    search = _Search(config, paths, runtime, source)
-    try:
-        return search.run()
-    except SearchInterrupted:
-        search.save("interrupted")
-        raise
+    with exclusive(paths.out):
+        _check_state(config, paths, source, resume)
+        search = _Search(config, paths, runtime, source)
+        for path in sweep_temporaries(paths.out):
+            runtime.log(f"removed {path}, left by a write that was cut short")
+        try:
+            return search.run()
+        except SearchInterrupted:
+            if search.saved or not resume:  # a resume stopped before it saved anything: the state on disk stands
+                search.save("interrupted")
+            raise
 
 
-def _check_out_dir(config: SearchConfig, out: Path, resume: bool) -> None:
-    existing = out / FRONTIER_FILE
+def _check_state(config: SearchConfig, paths: Paths, source: ModelSource, resume: bool) -> None:
+    out = paths.out
     if resume:
-        if not existing.is_file():
-            raise UserError(f"--resume: {out} holds no search to resume (no {FRONTIER_FILE})")
-        stored = read_json(existing).get("search")
+        if not (out / FRONTIER_FILE).is_file():
+            raise UserError(f"--resume: {out} holds no search to resume (no {FRONTIER_FILE}); run without --resume "
+                            "(finished training jobs in its cache are reused)")
+        stored = check_frontier(out)["search"]
         if stored != config.to_dict():
-            changed = sorted(k for k in config.to_dict() if (stored or {}).get(k) != config.to_dict()[k])
+            changed = sorted(k for k in config.to_dict() if stored.get(k) != config.to_dict()[k])
             raise UserError(f"--resume: the search in {out} was run with different {', '.join(changed)}; "
                             "pass the same options or choose another --out")
-    elif existing.is_file():
+        check_criticality(out)
+    elif (out / FRONTIER_FILE).exists():
         raise UserError(f"{out} already holds a search; pass --resume to continue it or choose another --out")
+    check_cache(paths.cache_dir, source)
 
 
 class _Search:
@@ -125,6 +137,7 @@ class _Search:
         self.criticality: Criticality | None = None
         self.entries: list[dict[str, Any]] = []
         self.frontier: list[str] = []
+        self.saved = False  # whether this run has written frontier.json yet
 
     def job(self, label: str, candidate: Candidate, epochs: int, teacher: str | None = None,
             init: str | None = None) -> TrainJob:
@@ -133,7 +146,8 @@ class _Search:
                         self.config.distillation if teacher else None, teacher, init)
 
     def run(self) -> dict[str, Any]:
-        self.save("interrupted")
+        # frontier.json is first written once the candidates are chosen, or on an interrupt: a search that fails
+        # before then leaves no "interrupted" search behind to block the next (its finished jobs stay cached).
         self.runtime.log(f"baseline {self.source.name}: {self.baseline.relus:,} ReLUs, {self.phase} latency "
                          f"{self.baseline.seconds(self.phase):.3f} s; budget {self.config.latency_budget_s:g} s")
         teacher = self._train_baseline()
@@ -232,4 +246,5 @@ class _Search:
             "candidates": self.entries, "frontier": self.frontier, "search": config.to_dict(),
         }
         write_frontier(self.paths.out, document)
+        self.saved = True
         return document

@@ -30,6 +30,7 @@ from optimizer.transforms import variants_of
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
 WEIGHTS = "model.pt"
+JOB_SPEC = "job.json"  # TrainJob.spec(): what the job trains
 
 
 @dataclass(frozen=True)
@@ -261,16 +262,16 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
           on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
     """Run `job` in `directory` (created): resumes from its checkpoint, returns its cached result when done.
 
-    `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping scheduler's hook).
+    Nothing is written until the job has set up (data, model, teacher, checkpoint), so a job that cannot start
+    leaves no trace. `on_epoch` sees each epoch's curve point once its checkpoint is written (an early-stopping
+    scheduler's hook).
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     result_path = directory / RESULT
     if result_path.is_file():
         stored = read_json(result_path)
         return TrainResult(job.label, stored["accuracy"], stored["curve"], str(directory / WEIGHTS),
                            stored["device"], cached=True)
-    write_json(directory / "job.json", job.spec())
     target = pick_device(device)
     torch.set_flush_denormal(True)  # culled (linear) networks drift into denormals, which run ~50x slower on CPU
     splits = load_splits(job.data)
@@ -288,6 +289,7 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=schedule.epochs * steps_per_epoch)
     loop = Loop(job.label, model, optimizer, splits, schedule.epochs, schedule.batch_size, job.seed, scheduler,
                 teacher, job.distillation)
+    write_json(directory / JOB_SPEC, job.spec())
     curve = fit(loop, directory / CHECKPOINT, target, progress=progress, on_epoch=on_epoch).curve
     write_torch(directory / WEIGHTS, {k: v.cpu() for k, v in model.state_dict().items()})
     final = curve[-1]["test_accuracy"] if curve else evaluate(model, splits.test, schedule.batch_size, target)

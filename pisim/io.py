@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
+TEMPORARY_SUFFIX = ".tmp"  # atomic_writer's temporary files are .NAME.<random>.tmp beside NAME
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -19,7 +22,7 @@ def atomic_writer(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX)
     os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would make results unreadable to collaborators
     try:
         with os.fdopen(fd, mode) as handle:

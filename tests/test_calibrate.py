@@ -1,25 +1,20 @@
 """`pisim calibrate --quick` writes a complete, sourced hardware profile from real measurements."""
-import subprocess
-import sys
-import tomllib
-
 import pytest
 
+from conftest import run_cli
+from cost_models.crypto.field import DELPHI_PRIME
 from cost_models.crypto.relu_circuit import relu_circuit
+from pisim.tomlparser import tomllib
 
 PROFILE_TIME_CONSTANTS = {"gc_garble_per_and", "gc_eval_per_and", "gc_encode_per_label", "he_ct_pt_multiply",
                           "he_key_switch", "he_ciphertext_io", "he_encrypt", "he_decrypt", "he_keygen", "share_mac",
                           "ot_sender_per_transfer", "ot_receiver_per_transfer"}
 
 
-def pisim(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "pisim", *args], capture_output=True, text=True, **kw)
-
-
 @pytest.fixture(scope="module")
 def quick_profile(tmp_path_factory):
     out = tmp_path_factory.mktemp("calibrate") / "this-machine.toml"
-    done = pisim("calibrate", "--quick", "--out", str(out), "--format", "csv", timeout=120)
+    done = run_cli("calibrate", "--quick", "--out", out, "--format", "csv", timeout=120)
     assert done.returncode == 0, done.stderr
     return out, done
 
@@ -32,7 +27,7 @@ def test_quick_profile_has_every_constant_with_provenance(quick_profile):
     for name, constant in profile["constants"].items():
         assert constant["unit"] == "s" and constant["value"] > 0, name
         assert constant["repeats"] >= 1 and constant["spread"] >= 0 and "pisim calibrate" in constant["source"]
-    assert profile["implementation"]["relu_and_gates"]["value"] == relu_circuit(2061584302081).and_gates
+    assert profile["implementation"]["relu_and_gates"]["value"] == relu_circuit(DELPHI_PRIME).and_gates
     assert not set(profile["implementation"]) & PROFILE_TIME_CONSTANTS  # measured times are priced constants
     assert 300_000 < profile["implementation"]["he_ciphertext_bytes"]["value"] < 600_000
     provenance = profile["provenance"]
@@ -59,7 +54,7 @@ def test_profile_times_are_consistent_with_the_work(quick_profile):
 def test_unwritable_output_is_a_one_line_error_and_writes_nothing(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    done = pisim("calibrate", "--quick", "--out", str(blocker / "profile.toml"))
+    done = run_cli("calibrate", "--quick", "--out", blocker / "profile.toml")
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "not a file path" in done.stderr
     assert blocker.read_text() == "x"
@@ -71,7 +66,7 @@ def test_profile_plugs_into_the_cost_model_and_estimate(quick_profile):
     out, _ = quick_profile
     profile = load_profile(out)
     assert profile["he_key_switch"] > 0 and profile.constants["gc_eval_per_and"].repeats == 5
-    done = pisim("estimate", "cifar-resnet20", "--protocol", "delphi", "--client-profile", str(out),
-                 "--server-profile", str(out), "--format", "json")
+    done = run_cli("estimate", "cifar-resnet20", "--protocol", "delphi", "--client-profile", out,
+                   "--server-profile", out, "--format", "json")
     assert done.returncode == 0, done.stderr
     assert '"client_profile": "this-machine"' in done.stdout

@@ -64,6 +64,30 @@ def test_every_relu_spelling_counts_per_call_site():
     assert sum(op.attrs["clamp"] == 6.0 for op in relus) == 2
 
 
+class Hardtanhs(nn.Module):
+    """hardtanh(0, m) is a ReLU clamped at m; any other range is not a ReLU and must not be priced as one."""
+
+    def __init__(self):
+        super().__init__()
+        self.clamp2 = nn.Hardtanh(0.0, 2.0)
+        self.symmetric = nn.Hardtanh()
+
+    def forward(self, x):
+        return F.hardtanh(self.symmetric(self.clamp2(x)), 0.0, 3.0)
+
+
+@pytest.mark.parametrize("exported", [False, True], ids=["fx", "export"])
+def test_hardtanh_is_a_relu_only_from_zero_whichever_way_it_is_captured(exported):
+    model = Hardtanhs().eval()
+    if exported:
+        model = torch.export.export(model, (torch.zeros(1, 2, 4, 4),))
+    ops = capture(model, (2, 4, 4)).graph.ops[1:-1]
+    assert [(op.kind, op.attrs) for op in ops] == [
+        (OpKind.RELU, {"clamp": 2.0}),
+        (OpKind.UNSUPPORTED, {"reason": "hardtanh(-1.0, 1.0)"}),
+        (OpKind.RELU, {"clamp": 3.0})]
+
+
 class OtherNonlinearities(nn.Module):
     def __init__(self):
         super().__init__()

@@ -9,6 +9,7 @@ import torch.fx
 
 import cost_models
 import pisim
+from pisim.errors import UserError
 from pisim.graph import capture
 from pisim.zoo import build_zoo_model
 
@@ -24,7 +25,10 @@ def test_estimate_api_returns_the_estimate_price_returns():
     direct = cost_models.price(graph, cost_models.load_setting("client-garbler", "wan"))
     assert estimate.relus == direct.relus == graph.total_relus
     assert estimate.latency("online") == pytest.approx(direct.latency("online"))
-    assert "online" in str(estimate) and "offline" in str(estimate)
+    # printed, it is the table `pisim estimate` shows, its latency line holding the figures the API returns
+    summary = next(line for line in str(estimate).splitlines() if line.startswith("# latency:"))
+    assert summary.startswith(f"# latency: offline {estimate.latency('offline'):.4g} s, "
+                              f"online {estimate.latency('online'):.4g} s;")
 
 
 def test_repricing_never_traces(monkeypatch):
@@ -41,3 +45,23 @@ def test_repricing_never_traces(monkeypatch):
     first = graph.relu_ops[0]
     halved = cost_models.price(graph, cost_models.load_setting("delphi"), relu_kept={first.name: 0})
     assert halved.relus == graph.total_relus - first.relu_elements
+
+
+def test_with_constants_prices_as_a_protocol_file_that_says_so(tmp_path):
+    graph = capture(build_zoo_model("cifar-resnet20"), (3, 32, 32)).graph
+    shipped = cost_models.load_setting("delphi")
+    text = shipped.protocol.path.read_text()
+    assert "value = 496.75\n" in text
+    edited = tmp_path / "delphi.toml"
+    edited.write_text(text.replace("value = 496.75\n", "value = 327\n"))
+    overridden = shipped.with_constants({"relu_and_gates": 327}, "PISim's plain ReLU circuit")
+    assert (cost_models.price(graph, overridden).to_dict()
+            == cost_models.price(graph, cost_models.load_setting(edited)).to_dict())
+    assert overridden.protocol.constants["relu_and_gates"].source == "PISim's plain ReLU circuit"
+    assert cost_models.price(graph, shipped).latency() > cost_models.price(graph, overridden).latency()
+    assert shipped.protocol.constants["relu_and_gates"].value == shipped.context.constants["relu_and_gates"] == 496.75
+
+
+def test_with_constants_refuses_a_constant_the_protocol_lacks():
+    with pytest.raises(UserError, match="protocol delphi has no constant ot_relu_rounds"):
+        cost_models.load_setting("delphi").with_constants({"ot_relu_rounds": 1}, "a test")

@@ -48,6 +48,7 @@ def test_estimate_json_keeps_counts_and_separates_phases(tmp_path):
 
 def test_strict_refuses_ops_the_protocol_does_not_price():
     result = run_cli("estimate", "mobilenet_v3_small", "--input-size", "3x32x32", "--protocol", "delphi", "--strict")
-    assert result.returncode == 2
-    assert "does not price" in result.stderr or "no cost handler" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "--strict: no cost handler for 9 op(s)" in line  # the squeeze-excitation gates, one per SE block
+    assert "features.1.block.1.scale_activation (torch.nn.modules.activation.Hardsigmoid)" in line

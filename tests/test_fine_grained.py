@@ -22,7 +22,7 @@ from optimizer.pricing import Pricer, SettingChoice
 from optimizer.training import Schedule
 from optimizer.transforms import Variants
 from pisim.graph import capture
-from tests.conftest import run_cli
+from conftest import run_cli
 
 SETTING = SettingChoice("delphi", "lan", "atom-z8350", None, 1, "online")
 SOURCE = ZooModel("cifar-resnet20", 10, (3, 8, 8))
@@ -95,32 +95,51 @@ def test_masked_model_recaptures_and_exports_with_the_priced_relus(pricer, graph
         assert list(reread.unsupported) == []
 
 
-def test_poly2_layers_are_priced_as_the_protocol_prices_them(pricer, graph):
+SHARE_BYTES = 8  # delphi.toml share_bytes: u64 words over Delphi's 41-bit prime
+
+
+def test_poly2_layers_pay_beaver_openings_and_triples(pricer, graph):
+    """Delphi's quadratic: online each party opens its shares of x - a and y - b (two shares per element each
+    way), and each element holds one Beaver triple of shares on both sides, on top of the ReLUs kept."""
     masks = _gated_masks(graph, "element", seed=2)
     identity = pricer.price(mask_candidate(masks, GateOptions(replacement="identity")))
     poly = pricer.price(mask_candidate(masks, GateOptions(replacement="poly2")))
-    setting = pricer.setting
-    layers = {l["name"]: l for l in poly.cost["layers"]}
-    for site, mask in masks.items():
-        dropped = int((~mask).sum())
-        assert layers[site]["poly"] == dropped
-        op = graph.op(site)
-        expected = (setting.protocol.ops[op.kind].price(op, int(mask.sum()), setting.context)
-                    + setting.protocol.poly.price(op, dropped, setting.context)).compute_scaled(setting.threads)
-        assert layers[site]["cost"] == expected.to_dict()
+    plain = {l["name"]: l for l in identity.cost["layers"]}
+    for layer in poly.cost["layers"]:
+        site = layer["name"]
+        if site not in masks:
+            assert layer["cost"] == plain[site]["cost"]  # convs and adds do not change
+            continue
+        dropped = int((~masks[site]).sum())
+        assert layer["poly"] == dropped > 0
+        extra = {field: layer["cost"]["online"][field] - plain[site]["cost"]["online"][field]
+                 for field in ("up_bytes", "down_bytes")}
+        assert extra == {"up_bytes": 2 * dropped * SHARE_BYTES, "down_bytes": 2 * dropped * SHARE_BYTES}
+        assert layer["cost"]["client_storage_bytes"] - plain[site]["cost"]["client_storage_bytes"] == \
+            3 * dropped * SHARE_BYTES
+        assert layer["cost"]["offline"]["server_s"] > plain[site]["cost"]["offline"]["server_s"]  # HE triples
     assert poly.relus == identity.relus
-    assert poly.latency["online_s"] > identity.latency["online_s"]  # Beaver openings are not free
-    assert poly.latency["offline_s"] > identity.latency["offline_s"]  # nor are the triples
+    assert poly.latency["online_s"] > identity.latency["online_s"]
+    assert poly.latency["offline_s"] > identity.latency["offline_s"]
 
 
-def test_savings_follow_the_cost_model_not_the_relu_count(pricer, graph):
+def test_a_sites_saving_is_what_removing_its_relus_from_the_network_saves(pricer, graph):
+    """The saving the budget loop weighs a site by, against the network rebuilt without that site's ReLU,
+    captured afresh and priced whole: no ReLU mask involved."""
     savings = latency_saving_per_element(graph, pricer.setting, "online", "identity")
-    baseline = pricer.price(Candidate()).latency["online_s"]
-    for op in graph.relu_ops[:3]:
-        masked = cost_models.price(graph, pricer.setting, relu_kept={op.name: 0}).latency("online")
-        assert savings[op.name] * op.relu_elements == pytest.approx(baseline - masked, rel=1e-12)
+    baseline = cost_models.price(graph, pricer.setting).latency("online")
+    for op in (graph.relu_ops[0], graph.relu_ops[7], graph.relu_ops[-1]):  # the stem, a middle and the last site
+        model, _ = build_candidate(SOURCE, Candidate(culled_layers=(op.name,)))
+        rebuilt = capture(model, SOURCE.input_size).graph
+        assert rebuilt.total_relus == graph.total_relus - op.relu_elements
+        without = cost_models.price(rebuilt, pricer.setting).latency("online")
+        assert savings[op.name] * op.relu_elements == pytest.approx(baseline - without, rel=1e-9)
+
+
+def test_a_polynomial_saves_less_than_dropping_the_relu(pricer, graph):
+    identity = latency_saving_per_element(graph, pricer.setting, "online", "identity")
     poly = latency_saving_per_element(graph, pricer.setting, "online", "poly2")
-    assert all(0 < poly[s] < savings[s] for s in savings)
+    assert all(0 < poly[site] < identity[site] for site in identity)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from conftest import run_cli
 
 
+@pytest.mark.slow  # a whole search; tests/test_fine_grained.py covers its budget loop and exports fast
+@pytest.mark.timeout(1200)
 def test_fine_grained_search_exports_a_model_pisim_estimate_prices_the_same(tmp_path):
     out = tmp_path / "search"
     searched = run_cli("search", "--latency-budget", "2s", "--strategy", "fine-grained", "--granularity", "channel",

@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
+from cost_models.crypto.field import DELPHI_PRIME, PrimeField
 from cost_models.crypto.garbling import Evaluator, GarbledCircuitError, Garbler
-from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
-
-DELPHI_PRIME = 2061584302081  # Delphi's BFV plaintext modulus, papers.md 2.1 (rust/protocols-sys interface.h)
+from cost_models.crypto.relu_circuit import relu_circuit
 
 
 def shares_with_edges(field: PrimeField, n: int, seed: int):

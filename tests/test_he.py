@@ -3,30 +3,29 @@ import numpy as np
 import pytest
 import torch
 
+from cost_models.crypto.field import DELPHI_PRIME
 from cost_models.crypto.he import Bfv, ConvPlan, ConvShape, he_convolution, rotation_key_switches
-
-DELPHI_PLAIN_MODULUS = 2061584302081  # papers.md 2.1: Delphi's PLAINTEXT_MODULUS, a 41-bit prime = 1 mod 16384
 
 
 @pytest.fixture(scope="module")
 def bfv():
-    return Bfv(DELPHI_PLAIN_MODULUS)
+    return Bfv(DELPHI_PRIME)
 
 
 def torch_conv_mod_t(image, weight, stride):
     out = torch.nn.functional.conv2d(torch.tensor(image, dtype=torch.float64)[None],
                                      torch.tensor(weight, dtype=torch.float64), stride=stride,
                                      padding=weight.shape[-1] // 2)[0]
-    return out.numpy().astype(np.int64) % DELPHI_PLAIN_MODULUS
+    return out.numpy().astype(np.int64) % DELPHI_PRIME
 
 
 def test_plain_modulus_must_allow_batching():
     with pytest.raises(ValueError, match="not 1 mod 16384"):
-        Bfv(2061584302083)
+        Bfv(DELPHI_PRIME + 2)
 
 
 def test_bfv_roundtrip_multiply_rotate(bfv):
-    t = DELPHI_PLAIN_MODULUS
+    t = DELPHI_PRIME
     rng = np.random.default_rng(0)
     values = rng.integers(0, t, bfv.slots, dtype=np.uint64)
     weights = rng.integers(0, t, bfv.slots, dtype=np.uint64)

@@ -1,16 +1,8 @@
 """The `optimizer` command line: help that teaches, one-line errors with exit 2 and nothing written."""
-import os
-import subprocess
-import sys
-
 import pytest
 
+from conftest import run_cli
 from optimizer.cli import main, parse_duration
-
-
-def optimizer(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optimizer", *args], capture_output=True, text=True,
-                          env=os.environ.copy())
 
 
 @pytest.mark.parametrize("text, seconds", [("10s", 10.0), ("500ms", 0.5), ("2min", 120.0), ("1.5", 1.5)])
@@ -19,7 +11,7 @@ def test_budget_units(text, seconds):
 
 
 def test_help_names_the_defaults_and_the_outputs():
-    process = optimizer("search", "--help")
+    process = run_cli("search", "--help", module="optimizer", fresh_interpreter=True)  # `python -m optimizer`
     assert process.returncode == 0
     for phrase in ("--latency-budget", "cifar-resnet20", "digits", "Atom", "frontier.json", "--resume",
                    "--kd-temperature", "pisim estimate"):
@@ -28,7 +20,7 @@ def test_help_names_the_defaults_and_the_outputs():
 
 def test_missing_data_is_one_line_exit_2_naming_data_dir_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    process = optimizer("search", "--latency-budget", "10s", "--out", str(out), "--dataset", "cifar10")
+    process = run_cli("search", "--latency-budget", "10s", "--out", out, "--dataset", "cifar10", module="optimizer")
     assert process.returncode == 2 and process.stderr.count("\n") == 1
     assert "--data-dir" in process.stderr and "Traceback" not in process.stderr
     assert not out.exists()
@@ -49,5 +41,5 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args,
 
 
 def test_bad_budget_is_rejected_by_the_parser():
-    process = optimizer("search", "--latency-budget", "10 parsecs")
+    process = run_cli("search", "--latency-budget", "10 parsecs", module="optimizer")
     assert process.returncode == 2 and "is not a duration" in process.stderr

@@ -60,7 +60,11 @@ def test_hinton_loss_mixes_label_and_teacher_terms():
     assert torch.allclose(Distillation(4.0, 0.0).loss(student, teacher, labels), F.cross_entropy(student, labels))
     assert torch.allclose(Distillation(4.0, 0.5).loss(student, student, labels),
                           0.5 * F.cross_entropy(student, labels), atol=1e-6)
-    assert Distillation(4.0, 1.0).loss(student, teacher, labels) > 0
+    # all teacher: T^2 times the batch-mean KL divergence of the softened distributions, summed by hand
+    p, q = F.softmax(teacher / 4.0, dim=1), F.softmax(student / 4.0, dim=1)
+    kl = (p * (p.log() - q.log())).sum(dim=1).mean()
+    assert torch.allclose(Distillation(4.0, 1.0).loss(student, teacher, labels), 16 * kl, atol=1e-6)
+    assert kl > 1e-3  # the logits differ, so the check above is not 0 == 0
 
 
 def test_training_is_seeded_checkpointed_and_cached(tmp_path):

@@ -30,8 +30,9 @@ def test_extension_transfers_chosen_messages_with_iknp_bytes():
 
 
 def test_extension_with_garbled_labels_decodes_the_evaluators_input():
+    from cost_models.crypto.field import PrimeField
     from cost_models.crypto.garbling import Evaluator, Garbler
-    from cost_models.crypto.relu_circuit import PrimeField, relu_circuit
+    from cost_models.crypto.relu_circuit import relu_circuit
 
     field = PrimeField(97)
     circuit = relu_circuit(97)

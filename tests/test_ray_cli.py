@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
+from conftest import run_cli
 
-def search(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optimizer", "search", "--latency-budget", "10s", *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+
+def search(*args: str, env: dict[str, str] | None = None):
+    return run_cli("search", "--latency-budget", "10s", *args, module="optimizer", env=env, timeout=120)
 
 
 def test_without_ray_the_ray_executor_says_how_to_install_it(tmp_path):
@@ -45,8 +44,7 @@ def test_cuda_without_gpus_per_trial_is_refused_before_anything_is_written(tmp_p
 
 
 def test_help_documents_the_ray_options_and_early_stopping():
-    done = subprocess.run([sys.executable, "-m", "optimizer", "search", "--help"], capture_output=True, text=True,
-                          timeout=60)
+    done = run_cli("search", "--help", module="optimizer", timeout=60)
     assert done.returncode == 0
     for text in ("--executor", "--ray-address", "--gpus-per-trial", "--early-stop", "asha",
                  "successive halving", "pip install -e .[distributed]", "--cache-dir /shared"):

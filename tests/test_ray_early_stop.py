@@ -24,6 +24,9 @@ from optimizer.training import CHECKPOINT, RESULT, Schedule, TrainJob  # noqa: E
 TINY = (3, 8, 8)
 EPOCHS = 4  # ASHA rungs at epochs 1 and 2 (a quarter and half of the schedule)
 
+# A local Ray cluster with Tune, training real candidates: minutes on 2 cores.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
 
 def candidate_job(label: str, lr: float) -> TrainJob:
     return TrainJob(label, ZooModel("cifar-resnet20", 10, TINY), DataSpec(input_size=TINY), Candidate(),
@@ -37,7 +40,6 @@ def cluster():
     ray.shutdown()
 
 
-@pytest.mark.slow
 def test_asha_stops_hopeless_candidates_and_a_resume_keeps_its_decisions(cluster, tmp_path, capsys):
     # A learning rate of 1e-7 leaves a network at chance (~10%); 0.05 reaches ~85% after one epoch.
     jobs = [candidate_job("good-a", 0.05), candidate_job("hopeless-a", 1e-7),
@@ -76,7 +78,6 @@ def test_without_may_stop_early_every_job_trains_its_full_schedule(cluster, tmp_
     assert [len(r.curve) for r in results] == [2, 2] and not any(r.stopped_early for r in results)
 
 
-@pytest.mark.slow
 def test_a_killed_trial_is_retried_from_its_checkpoint_under_the_scheduler(cluster, tmp_path):
     jobs = [candidate_job("victim", 0.05), candidate_job("good", 0.04), candidate_job("hopeless", 1e-7)]
     victim = job_directory(tmp_path, jobs[0])

@@ -14,6 +14,9 @@ import torch
 
 ray = pytest.importorskip("ray")
 
+# A local Ray cluster takes 10 s or more to start on 2 cores, and each test trains real jobs on it.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
 from optimizer.candidate import Candidate  # noqa: E402
 from optimizer.data import DataSpec  # noqa: E402
 from optimizer.distill import Distillation  # noqa: E402

@@ -13,17 +13,14 @@ from pathlib import Path
 
 import pytest
 
-import cost_models
+from conftest import run_cli
 
 ray = pytest.importorskip("ray")
 
 from optimizer.executors.ray import WORKER_FILE  # noqa: E402
 from optimizer.training import CHECKPOINT, RESULT  # noqa: E402
 
-pytestmark = [
-    pytest.mark.slow,  # three or four small searches, about a minute each on 2 cores
-    pytest.mark.skipif(not hasattr(cost_models, "price"), reason="needs the cost models to price candidates"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # three or four small searches, a minute each on 2 cores
 
 # Small enough for a test, big enough to mean something: 5 candidates priced, the strategy's 2 picks trained.
 SEARCH = ["search", "--latency-budget", "10s", "--input-size", "3x8x8", "--alphas", "1", "--rhos", "1",
@@ -33,11 +30,13 @@ COMPARED = ("id", "config", "relus", "latency", "status", "accuracy", "curve", "
 
 
 def command(out: Path, *extra: str) -> list[str]:
+    """The search as a process of its own, for the tests that kill it mid-run."""
     return [sys.executable, "-m", "optimizer", *SEARCH, "--out", str(out), *extra]
 
 
-def run(out: Path, *extra: str) -> dict:
-    done = subprocess.run(command(out, *extra), capture_output=True, text=True, timeout=600)
+def searched(out: Path, *extra: str) -> dict:
+    done = run_cli(*SEARCH, "--out", out, *extra, module="optimizer", timeout=600,
+                   fresh_interpreter=True)  # each search starts and stops its own Ray
     assert done.returncode == 0, done.stderr
     return json.loads((out / "frontier.json").read_text())
 
@@ -51,7 +50,7 @@ def comparable(document: dict) -> dict:
 @pytest.fixture(scope="module")
 def local_search(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("local") / "out"
-    return {**run(out), "path": out / "frontier.json"}
+    return {**searched(out), "path": out / "frontier.json"}
 
 
 def candidate_directories(out: Path) -> list[Path]:
@@ -61,11 +60,10 @@ def candidate_directories(out: Path) -> list[Path]:
 
 
 def test_ray_search_writes_the_same_frontier_as_the_local_one(local_search, tmp_path):
-    remote = run(tmp_path / "out", "--executor", "ray")
+    remote = searched(tmp_path / "out", "--executor", "ray")
     assert sum(c["status"] == "trained" for c in remote["candidates"]) >= 2 and remote["frontier"]
     assert comparable(remote) == comparable(local_search)  # configs, latencies and accuracies: all identical
-    reports = [subprocess.run([sys.executable, "-m", "pisim", "report", str(path), "--rows", "all", "--format", "json"],
-                              capture_output=True, text=True, timeout=120)
+    reports = [run_cli("report", path, "--rows", "all", "--format", "json", timeout=120)
                for path in (tmp_path / "out" / "frontier.json", local_search["path"])]
     assert [r.returncode for r in reports] == [0, 0] and reports[0].stdout == reports[1].stdout
 
@@ -108,6 +106,6 @@ def test_a_killed_driver_is_continued_with_resume(local_search, tmp_path):
     assert json.loads((out / "frontier.json").read_text())["status"] == "interrupted"
     stamps = {d: (d / RESULT).stat().st_mtime_ns for d in finished}
 
-    resumed = run(out, "--executor", "ray", "--resume")
+    resumed = searched(out, "--executor", "ray", "--resume")
     assert {d: (d / RESULT).stat().st_mtime_ns for d in finished} == stamps  # finished candidates not retrained
     assert comparable(resumed) == comparable(local_search)

@@ -1,5 +1,6 @@
 """`optimizer search` end to end on the bundled digits: the budget holds, exports price back to the searched
-latency, and a search killed by a real signal resumes to the same frontier."""
+latency, a finished search is not overwritten, and (slow) a search killed by a real signal resumes to the same
+frontier."""
 import json
 import os
 import signal
@@ -10,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli
 
-# Small enough to run three times within a minute on 2 cores: 8x8 digits, short schedules, no reshaping.
+
+# The cheapest search that still decides something: 8x8 digits, one epoch per job, one candidate trained.
+QUICK = ["--latency-budget", "2.5s", "--input-size", "3x8x8", "--epochs", "1", "--baseline-epochs", "1",
+         "--criticality-epochs", "1", "--batch-size", "128", "--max-train", "1", "--alphas", "1", "--rhos", "1",
+         "--no-progress", "--format", "json"]
+# For the kill-and-resume test: candidates need more than one epoch to be caught mid-schedule.
 SEARCH = ["--latency-budget", "2.5s", "--input-size", "3x8x8", "--epochs", "3", "--baseline-epochs", "2",
           "--criticality-epochs", "1", "--batch-size", "128", "--max-train", "2", "--alphas", "1", "--rhos", "1",
           "--no-progress", "--format", "json"]
@@ -37,6 +44,15 @@ def outcome(document: dict) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("quick")
+    done = run_cli("search", *QUICK, "--out", out, module="optimizer")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["frontier"] == frontier(out)["frontier"]
+    return out
+
+
+@pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     code, stdout, stderr = finished(search_process(out))
@@ -45,8 +61,8 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
-def test_every_frontier_point_fits_the_budget(reference):
-    document = frontier(reference)
+def test_every_frontier_point_fits_the_budget(quick):
+    document = frontier(quick)
     assert document["status"] == "complete" and document["frontier"]
     budget = document["setting"]["latency_budget_s"]
     for entry in document["candidates"]:
@@ -54,16 +70,15 @@ def test_every_frontier_point_fits_the_budget(reference):
         assert fits == (entry["status"] != "over_budget")
         if entry["on_frontier"]:
             assert fits and entry["status"] == "trained" and 0 <= entry["accuracy"] <= 1
-            assert len(entry["curve"]) == 3 and entry["export"].endswith(".pt2")
+            assert len(entry["curve"]) == 1 and entry["export"].endswith(".pt2")  # --epochs 1
     assert document["baseline"]["latency"]["online_s"] > budget
 
 
-def test_pisim_estimate_prices_each_exported_frontier_model_at_its_searched_latency(reference):
-    document = frontier(reference)
+def test_pisim_estimate_prices_each_exported_frontier_model_at_its_searched_latency(quick):
+    document = frontier(quick)
     for entry in (e for e in document["candidates"] if e["on_frontier"]):
-        process = subprocess.run([sys.executable, "-m", "pisim", "estimate", str(reference / entry["export"]),
-                                  "--protocol", "delphi", "--network", "lan", "--format", "json"],
-                                 capture_output=True, text=True, env=os.environ.copy())
+        process = run_cli("estimate", quick / entry["export"], "--protocol", "delphi", "--network", "lan",
+                          "--format", "json")
         assert process.returncode == 0, process.stderr
         estimate = json.loads(process.stdout)["estimate"]
         assert estimate["relus"] == entry["relus"]
@@ -81,6 +96,8 @@ def wait_for(pattern: str, root: Path, process: subprocess.Popen, skip: set[Path
     raise AssertionError(f"no {pattern} appeared")
 
 
+@pytest.mark.slow  # four searches, two of them interrupted by real signals
+@pytest.mark.timeout(1800)
 def test_killed_search_resumes_to_the_same_frontier(reference, tmp_path):
     out = tmp_path / "run"
     first = search_process(out)
@@ -104,12 +121,12 @@ def test_killed_search_resumes_to_the_same_frontier(reference, tmp_path):
     assert frontier(out)["frontier"] == frontier(reference)["frontier"]
 
 
-def test_a_finished_search_is_not_overwritten_and_resume_checks_its_options(reference):
-    process = subprocess.run([sys.executable, "-m", "optimizer", "search", *SEARCH, "--out", str(reference)],
-                             capture_output=True, text=True)
+def test_a_finished_search_is_not_overwritten_and_resume_checks_its_options(quick):
+    before = (quick / "frontier.json").read_bytes()
+    process = run_cli("search", *QUICK, "--out", quick, module="optimizer")
     assert process.returncode == 2 and "--resume" in process.stderr
-    changed = [a if a != "2.5s" else "3s" for a in SEARCH]
-    process = subprocess.run([sys.executable, "-m", "optimizer", "search", *changed, "--out", str(reference),
-                              "--resume"], capture_output=True, text=True)
+    changed = [a if a != "2.5s" else "3s" for a in QUICK]
+    process = run_cli("search", *changed, "--out", quick, "--resume", module="optimizer")
     assert process.returncode == 2 and "latency_budget_s" in process.stderr
     assert process.stderr.count("\n") == 1
+    assert (quick / "frontier.json").read_bytes() == before

@@ -19,14 +19,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from cost_models.crypto.clock import cpu_seconds
 import tenseal.sealapi as seal
 
+from cost_models.crypto.clock import cpu_seconds
+from cost_models.he_packing import naf_weight, next_pow2
+
 POLY_DEGREE = 8192  # Delphi's POLY_MOD_DEGREE (papers.md 2.1)
-
-
-def next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
 
 
 class Bfv:
@@ -214,13 +212,7 @@ def rotation_key_switches(steps: int, row_size: int) -> int:
     step = steps % row_size
     if step > row_size // 2:
         step -= row_size
-    magnitude, weight = abs(step), 0
-    while magnitude:
-        if magnitude & 1:
-            weight += 1
-            magnitude -= 1 if magnitude & 3 == 1 else -1
-        magnitude >>= 1
-    return weight
+    return naf_weight(step)
 
 
 def _tap_offsets(shape: ConvShape) -> list[tuple[int, int]]:

@@ -8,39 +8,10 @@ which PISim does not build (see docs/architecture.md, "Real cryptography").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-
 from cost_models.crypto.circuit import Bit, Circuit, CircuitBuilder, Const, ZERO
-
-
-@dataclass(frozen=True)
-class PrimeField:
-    prime: int
-
-    @property
-    def bits(self) -> int:
-        return self.prime.bit_length()
-
-    @property
-    def half(self) -> int:
-        """Largest value read as non-negative."""
-        return (self.prime - 1) // 2
-
-    def to_bits(self, values: np.ndarray) -> np.ndarray:
-        """[n] integers in [0, p) -> [bits, n] booleans, least significant bit first."""
-        shifts = np.arange(self.bits, dtype=np.uint64)[:, None]
-        return ((values.astype(np.uint64)[None, :] >> shifts) & np.uint64(1)).astype(bool)
-
-    def from_bits(self, bits: np.ndarray) -> np.ndarray:
-        weights = np.uint64(1) << np.arange(bits.shape[0], dtype=np.uint64)
-        return (bits.astype(np.uint64) * weights[:, None]).sum(axis=0, dtype=np.uint64)
-
-    def relu(self, x: np.ndarray) -> np.ndarray:
-        """Plaintext reference: ReLU of x in F_p read as a signed value."""
-        return np.where(x > self.half, 0, x).astype(np.uint64)
+from cost_models.crypto.field import PrimeField
 
 
 def _constant_bits(value: int, width: int) -> list[Bit]:

@@ -6,7 +6,8 @@ import sys
 
 from pisim.cli.common import add_output_options
 from pisim.io import atomic_write
-from pisim.report.results import PHASES, read_results
+from cost_models.cost import LATENCY_PHASES as PHASES
+from pisim.report.results import read_results
 from pisim.report.tradeoff import ROW_CHOICES, group_runs, tradeoff_table
 
 EXAMPLES = """examples:

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import cost_models
-    from cost_models.calibrate import DELPHI_PRIME
+    from cost_models.crypto.field import DELPHI_PRIME
     from cost_models.validate import implementation_constants, select_layers, validate, with_implementation
     from pisim.cli.estimate import capture_from_args
 

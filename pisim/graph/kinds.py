@@ -1,9 +1,10 @@
-"""Which op kind each call site is: one table per way a call reaches the graph.
+"""Which op kind each call site is: every kind declared once, with all the ways a call reaches the graph.
 
-Adding an op is adding an entry: module types (matched along the class's MRO), plain
-functions and Tensor methods (torch.fx), and aten overload packets (torch.export).
-Each entry maps to the kind and a function that extracts the attributes the cost
-models need, normalised so that nn.Conv2d and aten.conv2d give the same attrs.
+Each entry of `SPELLINGS` lists, for one op kind, its spellings -- module types (matched along the
+class's MRO), plain functions and Tensor methods (torch.fx), aten overload packets (torch.export) --
+and how each reads the attributes the cost models need, normalised so that nn.Conv2d and
+aten.conv2d give the same attrs. The lookup tables capture uses are derived from it, so adding an
+op is adding one entry.
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ Extractor = Callable[[CallSite], dict[str, Any]]
 Rule = Callable[[CallSite], tuple[OpKind, dict[str, Any]]]
 
 
-def fixed(kind: OpKind, extract: Extractor) -> Rule:
-    return lambda call: (kind, extract(call))
+class NotThisKind(Exception):
+    """Raised by an extractor when a spelling's arguments put this call outside its kind (the reason says how)."""
 
 
 def _pair(v) -> tuple[int, int]:
@@ -81,18 +82,18 @@ def _relu(clamp: float | None) -> Extractor:
     return lambda c: {"clamp": clamp}
 
 
-def _clamp_at_zero(min_val: float, max_val: float) -> tuple[OpKind, dict[str, Any]]:
+def _clamp_at_zero(min_val: float, max_val: float) -> dict[str, Any]:
     """hardtanh(0, m) is a clamped ReLU (ReLU6 reaches aten this way); other ranges are not ReLUs."""
     if float(min_val) == 0.0:
-        return OpKind.RELU, {"clamp": float(max_val)}
-    return OpKind.UNSUPPORTED, {"reason": f"hardtanh({min_val}, {max_val})"}
+        return {"clamp": float(max_val)}
+    raise NotThisKind(f"hardtanh({min_val}, {max_val})")
 
 
-def _hardtanh_module(c: CallSite) -> tuple[OpKind, dict[str, Any]]:
+def _hardtanh_module(c: CallSite) -> dict[str, Any]:
     return _clamp_at_zero(c.module.min_val, c.module.max_val)
 
 
-def _hardtanh_functional(c: CallSite) -> tuple[OpKind, dict[str, Any]]:
+def _hardtanh_functional(c: CallSite) -> dict[str, Any]:
     return _clamp_at_zero(c.arg(1, "min_val", -1.0), c.arg(2, "max_val", 1.0))
 
 
@@ -111,120 +112,98 @@ def _adaptive(_: CallSite) -> dict[str, Any]:
     return {"adaptive": True}
 
 
-MODULE_RULES: dict[type, Rule] = {
-    nn.Conv2d: fixed(OpKind.CONV2D, _conv_module),
-    nn.Linear: fixed(OpKind.LINEAR, _linear_module),
-    nn.BatchNorm1d: fixed(OpKind.BATCHNORM, _none),
-    nn.BatchNorm2d: fixed(OpKind.BATCHNORM, _none),
-    nn.LayerNorm: fixed(OpKind.LAYERNORM, _none),
-    nn.GroupNorm: fixed(OpKind.LAYERNORM, _none),
-    nn.ReLU: fixed(OpKind.RELU, _relu(None)),
-    nn.ReLU6: fixed(OpKind.RELU, _relu(6.0)),
-    nn.Hardtanh: _hardtanh_module,
-    nn.MaxPool2d: fixed(OpKind.MAXPOOL, _pool_module),
-    nn.AvgPool2d: fixed(OpKind.AVGPOOL, _pool_module),
-    nn.AdaptiveAvgPool2d: fixed(OpKind.AVGPOOL, _adaptive),
-    nn.GELU: fixed(OpKind.GELU, _none),
-    nn.SiLU: fixed(OpKind.SILU, _none),
-    nn.Sigmoid: fixed(OpKind.SIGMOID, _none),
-    nn.Tanh: fixed(OpKind.TANH, _none),
-    nn.Hardswish: fixed(OpKind.HARDSWISH, _none),
-    nn.Softmax: fixed(OpKind.SOFTMAX, _none),
-    nn.Flatten: fixed(OpKind.SHAPE, _none),
-    nn.Identity: fixed(OpKind.SHAPE, _none),
-    nn.Dropout: fixed(OpKind.SHAPE, _none),
-    nn.Dropout2d: fixed(OpKind.SHAPE, _none),
+@dataclass(frozen=True)
+class Spellings:
+    """Forms that reach the graph as one op, read by one extractor (`module_attrs` for the module form)."""
+
+    attrs: Extractor = _none
+    module_attrs: Extractor | None = None  # None: the modules read like the calls
+    modules: tuple[type, ...] = ()
+    functions: tuple[Callable, ...] = ()
+    methods: tuple[str, ...] = ()
+    aten: tuple[Any, ...] = ()
+
+
+# A kind with several entries reads its attributes differently per entry (ReLU vs ReLU6 vs hardtanh).
+SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
+    OpKind.CONV2D: (Spellings(_conv_functional, _conv_module, modules=(nn.Conv2d,), functions=(F.conv2d,),
+                              aten=(aten.conv2d,)),),
+    OpKind.LINEAR: (Spellings(_linear_functional, _linear_module, modules=(nn.Linear,), functions=(F.linear,),
+                              aten=(aten.linear,)),),
+    OpKind.MATMUL: (Spellings(functions=(torch.matmul, operator.matmul), aten=(aten.matmul, aten.mm)),),
+    OpKind.BATCHNORM: (Spellings(modules=(nn.BatchNorm1d, nn.BatchNorm2d), functions=(F.batch_norm,),
+                                 aten=(aten.batch_norm, aten._native_batch_norm_legit_no_training)),),
+    OpKind.LAYERNORM: (Spellings(modules=(nn.LayerNorm, nn.GroupNorm)),),
+    OpKind.RELU: (
+        Spellings(_relu(None), modules=(nn.ReLU,), functions=(F.relu, F.relu_, torch.relu, torch.relu_),
+                  methods=("relu", "relu_"), aten=(aten.relu, aten.relu_)),
+        Spellings(_relu(6.0), modules=(nn.ReLU6,), functions=(F.relu6,)),
+        Spellings(_hardtanh_functional, _hardtanh_module, modules=(nn.Hardtanh,), functions=(F.hardtanh,),
+                  aten=(aten.hardtanh, aten.hardtanh_)),
+    ),
+    OpKind.MAXPOOL: (Spellings(_pool_functional, _pool_module, modules=(nn.MaxPool2d,), functions=(F.max_pool2d,),
+                               aten=(aten.max_pool2d,)),),
+    OpKind.AVGPOOL: (
+        Spellings(_pool_functional, _pool_module, modules=(nn.AvgPool2d,), functions=(F.avg_pool2d,),
+                  aten=(aten.avg_pool2d,)),
+        Spellings(_adaptive, modules=(nn.AdaptiveAvgPool2d,), functions=(F.adaptive_avg_pool2d, torch.mean),
+                  methods=("mean",), aten=(aten.adaptive_avg_pool2d, aten.mean)),
+    ),
+    OpKind.ADD: (Spellings(functions=(operator.add, operator.iadd, torch.add, operator.sub),
+                           methods=("add", "add_"), aten=(aten.add, aten.add_, aten.sub)),),
+    OpKind.MUL: (Spellings(functions=(operator.mul, torch.mul), methods=("mul",), aten=(aten.mul,)),),
+    OpKind.CAT: (Spellings(functions=(torch.cat,), aten=(aten.cat,)),),
+    OpKind.GELU: (Spellings(modules=(nn.GELU,), functions=(F.gelu,), aten=(aten.gelu,)),),
+    OpKind.SILU: (Spellings(modules=(nn.SiLU,), functions=(F.silu,), aten=(aten.silu, aten.silu_)),),
+    OpKind.SIGMOID: (Spellings(modules=(nn.Sigmoid,), functions=(torch.sigmoid,), methods=("sigmoid",),
+                               aten=(aten.sigmoid,)),),
+    OpKind.TANH: (Spellings(modules=(nn.Tanh,), functions=(torch.tanh,), methods=("tanh",), aten=(aten.tanh,)),),
+    OpKind.HARDSWISH: (Spellings(modules=(nn.Hardswish,), aten=(aten.hardswish,)),),
+    OpKind.SOFTMAX: (Spellings(modules=(nn.Softmax,), functions=(F.softmax,), methods=("softmax",),
+                               aten=(aten.softmax, aten._softmax)),),
+    OpKind.SHAPE: (Spellings(
+        modules=(nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d),
+        functions=(torch.flatten, torch.reshape, operator.getitem, getattr, F.pad, F.dropout),
+        methods=("view", "reshape", "flatten", "size", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
+                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim",
+                 # gathers and scatters with fixed indices (a masked ReLU's kept elements): data movement only
+                 "index_select", "index_copy", "view_as"),
+        aten=(aten.view, aten.reshape, aten.flatten, aten._unsafe_view, aten.slice, aten.select, aten.permute,
+              aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.expand, aten.clone, aten.contiguous,
+              aten.dropout, aten.constant_pad_nd, aten.pad, aten.sym_size, aten.detach, aten.alias, aten._to_copy,
+              aten.to, aten.index_select, aten.index_copy, aten.view_as,
+              operator.getitem)),),  # torch.export indexes multi-output ops (batch norm) with getitem
 }
 
-FUNCTION_RULES: dict[Callable, Rule] = {
-    F.relu: fixed(OpKind.RELU, _relu(None)),
-    F.relu_: fixed(OpKind.RELU, _relu(None)),
-    torch.relu: fixed(OpKind.RELU, _relu(None)),
-    torch.relu_: fixed(OpKind.RELU, _relu(None)),
-    F.relu6: fixed(OpKind.RELU, _relu(6.0)),
-    F.hardtanh: _hardtanh_functional,
-    F.conv2d: fixed(OpKind.CONV2D, _conv_functional),
-    F.linear: fixed(OpKind.LINEAR, _linear_functional),
-    F.max_pool2d: fixed(OpKind.MAXPOOL, _pool_functional),
-    F.avg_pool2d: fixed(OpKind.AVGPOOL, _pool_functional),
-    F.adaptive_avg_pool2d: fixed(OpKind.AVGPOOL, _adaptive),
-    F.batch_norm: fixed(OpKind.BATCHNORM, _none),
-    F.gelu: fixed(OpKind.GELU, _none),
-    F.silu: fixed(OpKind.SILU, _none),
-    torch.sigmoid: fixed(OpKind.SIGMOID, _none),
-    torch.tanh: fixed(OpKind.TANH, _none),
-    F.softmax: fixed(OpKind.SOFTMAX, _none),
-    operator.add: fixed(OpKind.ADD, _none),
-    operator.iadd: fixed(OpKind.ADD, _none),
-    torch.add: fixed(OpKind.ADD, _none),
-    operator.sub: fixed(OpKind.ADD, _none),
-    operator.mul: fixed(OpKind.MUL, _none),
-    torch.mul: fixed(OpKind.MUL, _none),
-    torch.matmul: fixed(OpKind.MATMUL, _none),
-    operator.matmul: fixed(OpKind.MATMUL, _none),
-    torch.cat: fixed(OpKind.CAT, _none),
-    torch.flatten: fixed(OpKind.SHAPE, _none),
-    torch.reshape: fixed(OpKind.SHAPE, _none),
-    operator.getitem: fixed(OpKind.SHAPE, _none),
-    getattr: fixed(OpKind.SHAPE, _none),
-    F.pad: fixed(OpKind.SHAPE, _none),
-    F.dropout: fixed(OpKind.SHAPE, _none),
-    torch.mean: fixed(OpKind.AVGPOOL, _adaptive),
-}
 
-METHOD_RULES: dict[str, Rule] = {
-    "relu": fixed(OpKind.RELU, _relu(None)),
-    "relu_": fixed(OpKind.RELU, _relu(None)),
-    "add": fixed(OpKind.ADD, _none),
-    "add_": fixed(OpKind.ADD, _none),
-    "mul": fixed(OpKind.MUL, _none),
-    "sigmoid": fixed(OpKind.SIGMOID, _none),
-    "tanh": fixed(OpKind.TANH, _none),
-    "softmax": fixed(OpKind.SOFTMAX, _none),
-    "mean": fixed(OpKind.AVGPOOL, _adaptive),
-    **{m: fixed(OpKind.SHAPE, _none) for m in (
-        "view", "reshape", "flatten", "size", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
-        "expand", "chunk", "split", "clone", "detach", "to", "float", "dim",
-        # gathers and scatters with fixed indices (a masked ReLU's kept elements): data movement only
-        "index_select", "index_copy", "view_as")},
-}
+def _rule(kind: OpKind, extract: Extractor) -> Rule:
+    def classify(call: CallSite) -> tuple[OpKind, dict[str, Any]]:
+        try:
+            return kind, extract(call)
+        except NotThisKind as outside:
+            return OpKind.UNSUPPORTED, {"reason": str(outside)}
+    return classify
 
-ATEN_RULES: dict[Any, Rule] = {
-    aten.relu: fixed(OpKind.RELU, _relu(None)),
-    aten.relu_: fixed(OpKind.RELU, _relu(None)),
-    aten.hardtanh: _hardtanh_functional,
-    aten.hardtanh_: _hardtanh_functional,
-    aten.conv2d: fixed(OpKind.CONV2D, _conv_functional),
-    aten.linear: fixed(OpKind.LINEAR, _linear_functional),
-    aten.max_pool2d: fixed(OpKind.MAXPOOL, _pool_functional),
-    aten.avg_pool2d: fixed(OpKind.AVGPOOL, _pool_functional),
-    aten.adaptive_avg_pool2d: fixed(OpKind.AVGPOOL, _adaptive),
-    aten.mean: fixed(OpKind.AVGPOOL, _adaptive),
-    aten.batch_norm: fixed(OpKind.BATCHNORM, _none),
-    aten._native_batch_norm_legit_no_training: fixed(OpKind.BATCHNORM, _none),
-    aten.gelu: fixed(OpKind.GELU, _none),
-    aten.silu: fixed(OpKind.SILU, _none),
-    aten.silu_: fixed(OpKind.SILU, _none),
-    aten.sigmoid: fixed(OpKind.SIGMOID, _none),
-    aten.tanh: fixed(OpKind.TANH, _none),
-    aten.hardswish: fixed(OpKind.HARDSWISH, _none),
-    aten.softmax: fixed(OpKind.SOFTMAX, _none),
-    aten._softmax: fixed(OpKind.SOFTMAX, _none),
-    aten.add: fixed(OpKind.ADD, _none),
-    aten.add_: fixed(OpKind.ADD, _none),
-    aten.sub: fixed(OpKind.ADD, _none),
-    aten.mul: fixed(OpKind.MUL, _none),
-    aten.matmul: fixed(OpKind.MATMUL, _none),
-    aten.mm: fixed(OpKind.MATMUL, _none),
-    aten.cat: fixed(OpKind.CAT, _none),
-    **{p: fixed(OpKind.SHAPE, _none) for p in (
-        aten.view, aten.reshape, aten.flatten, aten._unsafe_view, aten.slice, aten.select, aten.permute,
-        aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.expand, aten.clone, aten.contiguous,
-        aten.dropout, aten.constant_pad_nd, aten.pad, aten.sym_size, aten.detach, aten.alias, aten._to_copy,
-        aten.to, aten.index_select, aten.index_copy, aten.view_as)},
-    operator.getitem: fixed(OpKind.SHAPE, _none),
-}
 
+def _table(form: str) -> dict[Any, Rule]:
+    """Spelling -> rule for one form ("modules", "functions", "methods", "aten"); a spelling claimed by two
+    entries is refused at import, since which kind it is would otherwise depend on declaration order."""
+    table: dict[Any, Rule] = {}
+    for kind, entries in SPELLINGS.items():
+        for entry in entries:
+            extract = (entry.module_attrs or entry.attrs) if form == "modules" else entry.attrs
+            rule = _rule(kind, extract)
+            for spelling in dict.fromkeys(getattr(entry, form)):  # F.relu_ is torch.relu_
+                if spelling in table:
+                    raise ValueError(f"{spelling!r} is declared twice in pisim.graph.kinds.SPELLINGS")
+                table[spelling] = rule
+    return table
+
+
+MODULE_RULES = _table("modules")
+FUNCTION_RULES = _table("functions")
+METHOD_RULES = _table("methods")
+ATEN_RULES = _table("aten")
 
 LEAF_MODULE_NAMES = frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in MODULE_RULES)
 

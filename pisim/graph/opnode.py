@@ -17,7 +17,7 @@ class OpKind(str, enum.Enum):
     MATMUL = "matmul"
     BATCHNORM = "batchnorm"
     LAYERNORM = "layernorm"
-    RELU = "relu"  # nn.ReLU, F.relu, torch.relu, Tensor.relu, in-place forms and ReLU6
+    RELU = "relu"  # plain and clamped (ReLU6, hardtanh(0, m)): every spelling is in kinds.SPELLINGS
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
     ADD = "add"

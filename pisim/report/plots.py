@@ -22,6 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from cost_models.cost import PHASES  # noqa: E402
 from pisim.errors import UserError  # noqa: E402
 from pisim.io import atomic_write  # noqa: E402
 from pisim.report.references import PricedReference  # noqa: E402
@@ -180,7 +181,6 @@ def _marker_box(ax, x: float, y: float, half: float) -> Bbox:
     return Bbox.from_extents(px - half, py - half, px + half, py + half)
 
 
-PHASES = ("offline", "online")
 NONLINEAR_KINDS = ("relu", "maxpool")
 LINEAR_KINDS = ("conv2d", "linear", "setup")
 BREAKDOWN_PARTS = (  # (name, colour, hatch): hatches keep the parts apart in greyscale print

@@ -7,7 +7,6 @@ proportion to their size, and the graph is priced with the same setting as the u
 """
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -16,6 +15,7 @@ from typing import Any, Mapping
 from cost_models.estimate import PhaseFigures
 from pisim.errors import UserError
 from pisim.graph import OpGraph, capture
+from pisim.tomlparser import tomllib
 from pisim.zoo import ZOO, build_zoo_model
 
 REFERENCES_SCHEMA = "pisim.references/1"

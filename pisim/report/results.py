@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cost_models.cost import LATENCY_PHASES
 from cost_models.estimate import PhaseFigures
-from optimizer.budget import PHASES
 from optimizer.records import SCHEMA, TRAINED, Fields, FrontierDocument, load_json
 
 ESTIMATED = "estimated"  # priced, never trained: an estimate has no accuracy
@@ -94,7 +94,7 @@ def _estimate(fields: Fields, document: dict, title: str | None) -> ResultsFile:
     setting = fields.get(document, "setting", dict)
     for key in ("protocol", "network"):
         fields.get(setting, key, str, "setting")
-    fields.choice(setting, "phase", PHASES, "setting", default="online")
+    fields.choice(setting, "phase", LATENCY_PHASES, "setting", default="online")
     model = next((name for name in (document.get("source"), (title or "").partition(":")[0]) if name),
                  fields.source.stem)  # the estimate table's title starts with the model's name
     point = Point(**fields.figures(document, "estimate"), id=model, relus=fields.get(document, "relus", int, "estimate"),
