@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-PHASES = ("online", "offline", "total")
+from cost_models.cost import LATENCY_PHASES
+
 SECONDS = "s"
 RELUS = "ReLUs"
 
@@ -45,8 +46,8 @@ class Budget:
             raise ValueError(f"budget unit {self.unit!r} is not one of {', '.join(SIZES)}")
         if self.objective not in OBJECTIVE_UNITS:
             raise ValueError(f"objective {self.objective!r} is not one of {', '.join(OBJECTIVES)}")
-        if self.phase not in PHASES:
-            raise ValueError(f"phase {self.phase!r} is not one of {', '.join(PHASES)}")
+        if self.phase not in LATENCY_PHASES:
+            raise ValueError(f"phase {self.phase!r} is not one of {', '.join(LATENCY_PHASES)}")
         if not (math.isfinite(self.limit) and self.limit >= 0):
             raise ValueError(f"budget limit must be a finite number >= 0, got {self.limit!r}")
 

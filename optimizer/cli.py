@@ -11,19 +11,19 @@ from typing import Any, Sequence
 
 import torch
 
-from optimizer.criticality import OBJECTIVES
+from optimizer.budget import OBJECTIVES, SECONDS, Budget
 from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS, DataSpec
 from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, Distillation
 from optimizer.executors import EXECUTORS
 from optimizer.executors.early_stopping import EARLY_STOPPING
 from optimizer.executors.ray import DEFAULT_ADDRESS
 from optimizer.pricing import SettingChoice
-from optimizer.results import frontier_table
 from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
 from optimizer.strategies import STRATEGIES, fine_grained
 from optimizer.training import Schedule
 from pisim.cli.common import add_output_options, emit, positive_int
 from pisim.errors import UserError
+from pisim.report.search import criticality_table, frontier_table
 from pisim.zoo import zoo_names
 
 DEFAULTS = SearchConfig()
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULTS.strategy,
                       help="deepreduce: cull, thin and reshape whole stages; fine-grained: keep or drop single ReLUs "
                            "(or channels) by latency-weighted gates (default %(default)s)")
-    plan.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.objective,
+    plan.add_argument("--objective", choices=OBJECTIVES, default=DEFAULTS.budget.objective,
                       help="latency: rank stages by accuracy per second and budget the priced latency; relus: "
                            "DeepReDuce's ReLU-count proxy (budget converted at the baseline's seconds per ReLU) "
                            "(default %(default)s)")
@@ -201,7 +201,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         model=args.model, data=data,
         setting=SettingChoice(args.protocol, args.network, args.client_profile, args.server_profile, args.threads,
                               args.phase),
-        latency_budget_s=args.latency_budget, strategy=args.strategy, objective=args.objective, seed=args.seed,
+        budget=Budget(args.latency_budget, SECONDS, args.phase, args.objective), strategy=args.strategy, seed=args.seed,
         schedule=Schedule(args.epochs, args.batch_size, args.lr), baseline_epochs=args.baseline_epochs,
         criticality_epochs=args.criticality_epochs, max_train=args.max_train,
         distillation=None if args.no_kd else Distillation(args.kd_temperature, args.kd_weight),
@@ -226,10 +226,12 @@ def _search(args: argparse.Namespace) -> int:
     paths = Paths(args.out, args.cache_dir)
     runtime = Runtime(device=args.device, executor=args.executor, executor_options=executor_options(args),
                       progress=not args.no_progress)
+    runtime.on_criticality = lambda stages, floor: runtime.log(criticality_table(
+        stages, floor, config.budget.objective, config.setting.phase).render("table").rstrip())
     document = run_search(config, paths, resume=args.resume, runtime=runtime)
-    if not document["frontier"]:
-        print(f"no candidate fits {config.latency_budget_s:g} s {config.setting.phase}; see {paths.out}/frontier.json",
-              file=sys.stderr)
+    if not document.frontier:
+        print(f"no candidate fits the {document.phase} budget of {document.budget.applied(document.baseline)}; "
+              f"see {paths.out}/frontier.json", file=sys.stderr)
         return 0
     emit(frontier_table(document), args)
     return 0

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, TypeVar
 
+from cost_models.cost import LATENCY_PHASES, PHASES
 from cost_models.estimate import PhaseFigures
-from optimizer.budget import OBJECTIVES, PHASES, SECONDS, Budget
+from optimizer.budget import OBJECTIVES, SECONDS, Budget
 from pisim.errors import UserError
+from pisim.io import atomic_write
 
 if TYPE_CHECKING:
     from optimizer.pricing import Priced
@@ -32,11 +34,12 @@ TRAINED = "trained"
 # chosen, chosen and not trained yet, trained, or ended early by an early-stopping scheduler.
 CANDIDATE_STATUSES = ("over_budget", "not_trained", "pending", TRAINED, "stopped_early")
 WITH_ACCURACY = (TRAINED, "stopped_early")  # statuses whose accuracy was measured
-LATENCY_KEYS = tuple(f"{phase}_s" for phase in PHASES)
-COMMUNICATION_KEYS = ("online_bytes", "offline_bytes")
+LATENCY_KEYS = tuple(f"{phase}_s" for phase in LATENCY_PHASES)
+COMMUNICATION_KEYS = tuple(f"{phase}_bytes" for phase in PHASES)
 # The stated budget's key in "setting": the user states a latency (optimizer search --latency-budget).
 BUDGET_KEY = "latency_budget_s"
 NUMBER = (int, float)
+KIND_NAMES = {dict: "an object", list: "a list", int: "int", float: "float", str: "str", bool: "bool"}
 
 
 def _name(where: str, key: str) -> str:
@@ -55,7 +58,7 @@ class Fields:
     def get(self, document: Any, key: str, kind: type | tuple[type, ...], where: str = "", optional: bool = False):
         name = _name(where, key)
         if not isinstance(document, dict):
-            raise self.fail(f"{where or 'the document'} must be a JSON object")
+            raise self.fail(f"{where or 'the document'} must be an object")
         if key not in document or (optional and document[key] is None):
             if optional:
                 return None
@@ -63,7 +66,7 @@ class Fields:
         value = document[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
+            names = "a number" if kind == NUMBER else " or ".join(KIND_NAMES[k] for k in kinds)
             raise self.fail(f"field {name!r} must be {names}, got {json.dumps(value)[:40]}")
         return value
 
@@ -106,7 +109,10 @@ def load_json(path: str | Path) -> Any:
     if not path.is_file():
         raise fields.fail("no such file" if not path.exists() else "not a file")
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
+        if not text.strip():
+            raise fields.fail("the file is empty (a write cut short?)")
+        return json.loads(text)
     except UnicodeDecodeError:
         raise fields.fail("not a text file; expected a pisim results file (JSON)") from None
     except json.JSONDecodeError as error:
@@ -147,7 +153,8 @@ class StageRecord:
 
     @classmethod
     def from_dict(cls, fields: Fields, entry: Any, where: str) -> "StageRecord":
-        return cls(stage=fields.get(entry, "stage", str, where), feature_map=fields.get(entry, "feature_map", str, where),
+        return cls(stage=fields.get(entry, "stage", str, where),
+                   feature_map=fields.get(entry, "feature_map", str, where),
                    relus=fields.get(entry, "relus", int, where), latency_s=fields.number(entry, "latency_s", where),
                    accuracy=fields.fraction(entry, "accuracy", where), gain=fields.number(entry, "gain", where),
                    gain_per_s=fields.number(entry, "gain_per_s", where, infinite=True),
@@ -250,6 +257,12 @@ class FrontierDocument:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
+    def write(self, out: str | Path) -> Path:
+        """OUT/frontier.json, written atomically: an interrupted search leaves a readable file."""
+        path = Path(out) / FRONTIER_FILE
+        atomic_write(path, self.to_json())
+        return path
+
     @classmethod
     def from_json(cls, text: str, source: str | Path) -> "FrontierDocument":
         """Parse and validate frontier.json's text; `source` names the file in every complaint."""
@@ -275,7 +288,7 @@ class FrontierDocument:
             fields.get(setting, key, str, "setting")
         for key in ("client_profile", "server_profile"):
             fields.get(setting, key, str, "setting", optional=True)
-        phase = fields.choice(setting, "phase", PHASES, "setting", default="online")
+        phase = fields.choice(setting, "phase", LATENCY_PHASES, "setting", default="online")
         fields.get(setting, "threads", int, "setting")
         objective = fields.choice(document, "objective", OBJECTIVES)
         try:

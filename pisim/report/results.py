@@ -97,8 +97,8 @@ def _estimate(fields: Fields, document: dict, title: str | None) -> ResultsFile:
     fields.choice(setting, "phase", LATENCY_PHASES, "setting", default="online")
     model = next((name for name in (document.get("source"), (title or "").partition(":")[0]) if name),
                  fields.source.stem)  # the estimate table's title starts with the model's name
-    point = Point(**fields.figures(document, "estimate"), id=model, relus=fields.get(document, "relus", int, "estimate"),
-                  status=ESTIMATED)
+    point = Point(**fields.figures(document, "estimate"), id=model,
+                  relus=fields.get(document, "relus", int, "estimate"), status=ESTIMATED)
     return ResultsFile(path=fields.source, kind="estimate", status="complete", model=model, dataset=None,
                        strategy="estimate", seed=None, setting=setting, baseline=point, candidates=(),
                        config={"model": model, "setting": setting, "file": str(fields.source)})
