@@ -40,10 +40,11 @@ def _reprice(out: Path, entry: dict, setting, input_size) -> float | None:
     """Latency of the exported archive, captured again with no mask (what `pisim estimate` does)."""
     import cost_models
     from pisim.graph import capture
+    from pisim.loading import load_exported_file
 
     if not entry.get("export"):
         return None
-    captured = capture(torch.export.load(str(out / entry["export"])), input_size)
+    captured = capture(load_exported_file(out / entry["export"]), input_size)
     return cost_models.price(captured.graph, setting.load()).latency(setting.phase)
 
 

@@ -3,8 +3,9 @@
 Every constant is a TOML table `[constants.NAME]` with `value`, `unit` and `source` (where the
 number comes from: paper and table, code file, or calibration run); calibrated values may add
 `repeats` and `spread`. Each kind of data file declares which constants it needs and in which
-unit, so a file that lacks one, misspells a unit or gives a negative value is refused with one
-line naming the file and the key.
+unit, so a file that lacks one, misspells a unit or gives a value outside its unit's sane range
+(UNIT_RANGES) is refused with one line naming the file and the key; so is a file that is not UTF-8
+or nests deeper than any data file does.
 """
 from __future__ import annotations
 
@@ -16,6 +17,25 @@ from typing import Any, Mapping
 from cost_models.datafiles import resolve
 from pisim.errors import UserError
 from pisim.tomlparser import tomllib
+from pisim.io import MAX_NESTING, check_nesting
+
+# The most each unit can sanely be; a value outside is a typo or a unit mix-up, and far outside it turns every
+# latency into 0 or inf. Seconds bound one primitive or one round trip (HE key generation, the slowest, is
+# seconds); bandwidth runs from a 1 kbit/s modem link to 10 Tbit/s, past the fastest datacentre links; bytes
+# bound one message or one party's storage at a terabyte; the rest bound per-ReLU and per-ciphertext sizes
+# two or three orders of magnitude above any published protocol's.
+UNIT_RANGES: dict[str, tuple[float, float]] = {
+    "s": (0.0, 3600.0),
+    "bit/s": (1e3, 1e13),
+    "B": (0.0, 1e12),
+    "bit": (0.0, 4096.0),
+    "AND gates": (0.0, 1e6),
+    "slots": (0.0, 2.0**20),
+    "round trips": (0.0, 1e6),
+}
+
+
+MAX_REPEATS = 10**6  # calibration repeats each benchmark a handful of times; a million is already absurd
 
 
 @dataclass(frozen=True)
@@ -34,17 +54,27 @@ class ConstantSpec:
     unit: str
     positive: bool = False
 
+    def __post_init__(self):
+        if self.unit not in UNIT_RANGES:
+            raise ValueError(f"unit {self.unit!r} has no sane range in UNIT_RANGES")
+
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: malformed TOML ({error})") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); TOML files are UTF-8") from None
     except OSError as error:
         raise UserError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: malformed TOML ({error})") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested more than {MAX_NESTING} levels deep; not a PISim data file") from None
+    return check_nesting(document, str(path))
 
 
 def read_data_file(kind: str, name_or_path: str | Path, schema: str) -> tuple[Path, dict[str, Any]]:
@@ -100,19 +130,33 @@ def parse_constants(document: Mapping[str, Any], specs: Mapping[str, ConstantSpe
 def _constant(name: str, table: Any, spec: ConstantSpec, where: Path) -> Constant:
     if not isinstance(table, dict):
         raise UserError(f"{where}: constants.{name} must be a table with value, unit and source")
-    value = table.get("value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UserError(f"{where}: constants.{name}.value must be a finite number")
-    if value < 0 or (spec.positive and value == 0):
-        raise UserError(f"{where}: constants.{name}.value must be {'> 0' if spec.positive else '>= 0'}, got {value}")
     if table.get("unit") != spec.unit:
         raise UserError(f"{where}: constants.{name}.unit must be '{spec.unit}', got {table.get('unit')!r}")
+    low, high = UNIT_RANGES[spec.unit]
+    value = _finite(table.get("value"), f"constants.{name}.value", where)
+    if not low <= value <= high or (spec.positive and value == 0):
+        bounds = f"({low:g}, {high:g}]" if spec.positive and low == 0 else f"[{low:g}, {high:g}]"
+        raise UserError(f"{where}: constants.{name}.value must be in {bounds} {spec.unit}, got {value:g}")
     source = table.get("source")
     if not isinstance(source, str) or not source.strip():
         raise UserError(f"{where}: constants.{name}.source must say where the value comes from")
     repeats, spread = table.get("repeats"), table.get("spread")
-    if repeats is not None and (not isinstance(repeats, int) or repeats < 1):
-        raise UserError(f"{where}: constants.{name}.repeats must be a positive integer")
-    if spread is not None and (not isinstance(spread, (int, float)) or spread < 0):
-        raise UserError(f"{where}: constants.{name}.spread must be a number >= 0")
-    return Constant(float(value), spec.unit, source.strip(), repeats, None if spread is None else float(spread))
+    if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int)
+                                or not 1 <= repeats <= MAX_REPEATS):
+        raise UserError(f"{where}: constants.{name}.repeats must be an integer in [1, {MAX_REPEATS}]")
+    if spread is not None and not 0 <= _finite(spread, f"constants.{name}.spread", where) <= high:
+        raise UserError(f"{where}: constants.{name}.spread must be in [0, {high:g}] {spec.unit}")
+    return Constant(value, spec.unit, source.strip(), repeats, None if spread is None else float(spread))
+
+
+def _finite(value: Any, field: str, where: Path) -> float:
+    """`value` as a float, refused unless it is a finite TOML number (an integer beyond float range included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: {field} must be a finite number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise UserError(f"{where}: {field} must be a finite number")
+    return number

@@ -77,7 +77,7 @@ def _kind(key: str, path: Path) -> OpKind:
 
 
 def _handler_name(value, where: str, path: Path) -> str:
-    if value not in HANDLERS:
+    if not isinstance(value, str) or value not in HANDLERS:
         raise UserError(f"{path}: {where} = {value!r} is not a handler (known: {', '.join(HANDLERS)})")
     return value
 

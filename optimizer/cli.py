@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import sys
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -21,13 +20,19 @@ from optimizer.pricing import SettingChoice
 from optimizer.search import Paths, Runtime, SearchConfig, SearchInterrupted, run_search
 from optimizer.strategies import STRATEGIES, fine_grained
 from optimizer.training import Schedule
-from pisim.cli.common import add_output_options, emit, positive_int
+from pisim.cli.arguments import (OneLineParser, add_debug_option, duration, epoch_count, finite_float,
+                                  int_in_range, output_directory, positive_int, run, seed, thread_count)
+from pisim.cli.common import add_output_options, emit
 from pisim.errors import UserError
 from pisim.report.search import criticality_table, frontier_table
 from pisim.zoo import zoo_names
 
 DEFAULTS = SearchConfig()
-_UNITS = {"ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0}
+MAX_CHANNELS, MAX_SIDE = 4096, 8192  # beyond these an input is a typo: one image would not fit in memory
+MAX_BATCH = 2**16
+MAX_LR = 10.0  # SGD diverges far below this; the bound only catches typos and nan
+MAX_KD_TEMPERATURE = 100.0  # Hinton et al. use 1..20; beyond 100 the soft targets are uniform to float precision
+MAX_GPUS_PER_TRIAL = 1024.0
 
 DESCRIPTION = """\
 Search for the most accurate network whose private-inference latency fits a budget.
@@ -69,21 +74,20 @@ candidate, which Ray retries from that candidate's last epoch checkpoint; a driv
 """
 
 
-def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*([a-z]*)\s*", text.lower())
-    if not match or match.group(2) not in {**_UNITS, "": 1.0}:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: use a number with ms, s or min, e.g. 10s")
-    seconds = float(match.group(1)) * _UNITS.get(match.group(2), 1.0)
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("the latency budget must be positive")
-    return seconds
-
-
 def _size(text: str) -> tuple[int, int, int]:
     parts = text.lower().split("x")
     if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"{text!r} is not CxHxW, e.g. 3x32x32")
-    return tuple(int(p) for p in parts)
+    channels, height, width = (int(p) for p in parts)
+    if channels > MAX_CHANNELS or max(height, width) > MAX_SIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_CHANNELS} channels and {MAX_SIDE} pixels a side")
+    return channels, height, width
+
+
+def _device(text: str) -> str:
+    if text != "auto" and not re.fullmatch(r"cpu|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: auto, cpu, cuda or cuda:N")
+    return text
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -97,12 +101,12 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optimizer", description=__doc__)
+    parser = OneLineParser(prog="optimizer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     search = sub.add_parser("search", help="DeepReDuce-style search against a latency budget",
                             description=DESCRIPTION, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    search.add_argument("--latency-budget", type=parse_duration, required=True, metavar="TIME",
+    search.add_argument("--latency-budget", type=duration, required=True, metavar="TIME",
                         help="latency the result must fit, with a unit: 500ms, 10s, 2min")
     search.add_argument("--phase", choices=("online", "offline", "total"), default=DEFAULTS.setting.phase,
                         help="which latency the budget bounds (default %(default)s)")
@@ -113,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="client hardware profile name or TOML path (default: the protocol's; Delphi's is atom-z8350)")
     cost.add_argument("--server-profile", default=DEFAULTS.setting.server_profile,
                       help="server hardware profile (default: the protocol's)")
-    cost.add_argument("--threads", type=positive_int, default=DEFAULTS.setting.threads,
+    cost.add_argument("--threads", type=thread_count, default=DEFAULTS.setting.threads,
                       help="threads each party computes with (default %(default)s)")
     model = search.add_argument_group("model and data")
     model.add_argument("--model", default=DEFAULTS.model, choices=zoo_names(), metavar="NAME",
@@ -141,31 +145,36 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train at most this many candidates within budget (default %(default)s)")
     fine_grained.add_arguments(search)
     train = search.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=DEFAULTS.schedule.epochs,
+    train.add_argument("--epochs", type=epoch_count, default=DEFAULTS.schedule.epochs,
                        help="epochs per candidate (default %(default)s)")
-    train.add_argument("--baseline-epochs", type=positive_int, default=DEFAULTS.baseline_epochs,
+    train.add_argument("--baseline-epochs", type=epoch_count, default=DEFAULTS.baseline_epochs,
                        help="epochs for the baseline teacher (default %(default)s)")
-    train.add_argument("--criticality-epochs", type=positive_int, default=DEFAULTS.criticality_epochs,
+    train.add_argument("--criticality-epochs", type=epoch_count, default=DEFAULTS.criticality_epochs,
                        help="epochs per stage-criticality variant (default %(default)s)")
-    train.add_argument("--batch-size", type=positive_int, default=DEFAULTS.schedule.batch_size,
+    train.add_argument("--batch-size", type=int_in_range(1, MAX_BATCH), default=DEFAULTS.schedule.batch_size,
                        help="default %(default)s")
-    train.add_argument("--lr", type=float, default=DEFAULTS.schedule.lr,
+    train.add_argument("--lr", type=finite_float(0, MAX_LR, low_open=True), default=DEFAULTS.schedule.lr,
                        help="SGD (Nesterov, cosine schedule) learning rate (default %(default)s)")
-    train.add_argument("--kd-temperature", type=float, default=DEFAULT_TEMPERATURE,
+    train.add_argument("--kd-temperature", type=finite_float(0, MAX_KD_TEMPERATURE, low_open=True),
+                       default=DEFAULT_TEMPERATURE,
                        help="Hinton KD temperature T (default %(default)s, as SNL's code)")
-    train.add_argument("--kd-weight", type=float, default=DEFAULT_WEIGHT,
+    train.add_argument("--kd-weight", type=finite_float(0, 1), default=DEFAULT_WEIGHT,
                        help="loss = (1-w) CE + w T^2 KL(teacher || student) (default %(default)s)")
     train.add_argument("--no-kd", action="store_true", help="train candidates on labels only")
-    train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds init, shuffling, augmentation")
-    train.add_argument("--device", default="auto", help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")
-    train.add_argument("--train-threads", type=positive_int, default=1, metavar="N",
+    train.add_argument("--seed", type=seed, default=DEFAULTS.seed,
+                       help="seeds init, shuffling, augmentation: 0..2**32-1 (default %(default)s)")
+    train.add_argument("--device", default="auto", type=_device,
+                       help="auto (CUDA with AMP when present), cpu, cuda, cuda:1")
+    train.add_argument("--train-threads", type=thread_count, default=1, metavar="N",
                        help="CPU threads torch trains with (default %(default)s: on a busy 2-core machine the default "
                             "search took 149 s with 1 thread and 822 s with 2, which oversubscribe the cores); with "
                             "--executor ray, the CPUs each job holds and its threads")
     run = search.add_argument_group("run")
-    run.add_argument("--out", type=Path, default=Path("search-out"), help="results directory (default %(default)s)")
-    run.add_argument("--cache-dir", type=Path, help="training jobs (default OUT/jobs); searches sharing it reuse "
-                                                    "their baseline and criticality runs")
+    run.add_argument("--out", type=output_directory, default="search-out",
+                     help="results directory, checked for writability before any work (default %(default)s)")
+    run.add_argument("--cache-dir", type=output_directory,
+                     help="training jobs (default OUT/jobs); searches sharing it reuse their baseline and "
+                          "criticality runs")
     run.add_argument("--resume", action="store_true", help="continue the interrupted search in --out")
     run.add_argument("--executor", choices=list(EXECUTORS), default="local",
                      help="local: jobs one after another in this process; ray: jobs spread over a Ray cluster "
@@ -174,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     ray_group.add_argument("--ray-address", metavar="ADDR",
                            help=f"cluster to join: auto (the `ray start` cluster on this machine), HOST:6379, "
                                 f"ray://HOST:10001 (default: $RAY_ADDRESS, else {DEFAULT_ADDRESS}: a private Ray here)")
-    ray_group.add_argument("--gpus-per-trial", type=float, metavar="N",
+    ray_group.add_argument("--gpus-per-trial", type=finite_float(0, MAX_GPUS_PER_TRIAL), metavar="N",
                            help="GPUs each training job holds; fractions pack jobs onto a GPU, e.g. 0.5 (default: 1 "
                                 "when the cluster has GPUs, else 0)")
     ray_group.add_argument("--early-stop", choices=list(EARLY_STOPPING),
@@ -187,14 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_output_options(search)
     search.set_defaults(handler=_search)
+    add_debug_option(parser, sub)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
-    if not 0 <= args.kd_weight <= 1 or args.kd_temperature <= 0:
-        raise UserError("--kd-weight must be in [0, 1] and --kd-temperature positive")
-    if args.lr <= 0:
-        raise UserError("--lr must be positive")
     data = DataSpec(args.dataset, str(args.data_dir) if args.data_dir else None,
                     args.input_size or DEFAULT_INPUT_SIZE[args.dataset])
     return SearchConfig(
@@ -220,15 +226,32 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
             "early_stop": args.early_stop}
 
 
+def _check_device(requested: str) -> None:
+    """A CUDA device named for local training exists here (Ray workers check their own)."""
+    if not requested.startswith("cuda"):
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(requested.partition(":")[2] or 0)
+    if index >= count:
+        raise UserError(f"--device {requested}: this machine has {count} CUDA device(s)")
+
+
 def _search(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.executor == "local":
+        _check_device(args.device)
     torch.set_num_threads(args.train_threads)
     paths = Paths(args.out, args.cache_dir)
     runtime = Runtime(device=args.device, executor=args.executor, executor_options=executor_options(args),
                       progress=not args.no_progress)
     runtime.on_criticality = lambda stages, floor: runtime.log(criticality_table(
         stages, floor, config.budget.objective, config.setting.phase).render("table").rstrip())
-    document = run_search(config, paths, resume=args.resume, runtime=runtime)
+    try:
+        document = run_search(config, paths, resume=args.resume, runtime=runtime)
+    except SearchInterrupted as stop:
+        print(f"optimizer: {stop} received: state saved in {args.out}; continue with the same command and --resume",
+              file=sys.stderr)
+        return _signal_exit_code(stop)
     if not document.frontier:
         print(f"no candidate fits the {document.phase} budget of {document.budget.applied(document.baseline)}; "
               f"see {paths.out}/frontier.json", file=sys.stderr)
@@ -241,18 +264,17 @@ def _raise_interrupted(signum, _frame):
     raise SearchInterrupted(signal.Signals(signum).name)
 
 
+def _signal_exit_code(stop: SearchInterrupted) -> int:
+    return 128 + signal.Signals[str(stop)].value  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return args.handler(args)
-    except UserError as error:
-        print(f"optimizer: error: {error}", file=sys.stderr)
-        return 2
-    except SearchInterrupted as stop:
-        print(f"optimizer: {stop} received: state saved in {args.out}; continue with the same command and --resume",
-              file=sys.stderr)
-        return 130 if str(stop) == "SIGINT" else 143
+        return run(build_parser(), argv, passthrough=(SearchInterrupted,))
+    except SearchInterrupted as stop:  # before the search began: nothing to save or resume
+        print(f"optimizer: {stop} received", file=sys.stderr)
+        return _signal_exit_code(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -16,6 +16,7 @@ from optimizer.models import ModelSource
 from optimizer.pricing import Pricer
 from optimizer.training import load_trained
 from pisim.graph import capture
+from pisim.loading import load_exported_file
 
 MODELS_DIR = "models"
 
@@ -29,7 +30,7 @@ def export_candidate(source: ModelSource, candidate: Candidate, weights: str, ou
     relative = f"{MODELS_DIR}/{candidate.id}.pt2"
     write_binary(Path(out) / relative, lambda handle: torch.export.save(program, handle))
     searched = {p: pricer.price(candidate).latency[f"{p}_s"] for p in LATENCY_PHASES}
-    reread = capture(torch.export.load(str(Path(out) / relative)), source.input_size, source=relative)
+    reread = capture(load_exported_file(Path(out) / relative), source.input_size, source=relative)
     estimate = cost_models.price(reread.graph, pricer.setting)
     mismatched = [p for p in LATENCY_PHASES if not math.isclose(estimate.latency(p), searched[p], rel_tol=1e-9)]
     if mismatched:

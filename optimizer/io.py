@@ -7,11 +7,11 @@ from typing import Any, Callable, IO
 
 import torch
 
-from pisim.io import atomic_write, atomic_writer
+from pisim.io import atomic_write, atomic_writer, dumps_json
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2) + "\n")
+    atomic_write(path, dumps_json(data))
 
 
 def write_binary(path: Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -2,8 +2,9 @@
 
 The search writes these records (`FrontierDocument.to_json`) and everything that reads a search reads them back
 through the one validator, `FrontierDocument.from_json`: `pisim report` and `optimizer search --resume`. A file
-that is not what the writer writes (a missing field, a field of the wrong type, a number that is not finite, an
-id that repeats) is one `UserError` naming the file and the field, never a traceback half-way through.
+that is not what the writer writes (a missing field, a field of the wrong type, a number that is not finite or is
+negative where only counts, times, sizes and fractions belong, an id that repeats) is one `UserError` naming the
+file and the field, never a traceback half-way through. The JSON is strict (pisim.io): no NaN or Infinity.
 
 Version 1 is the only version written and read; a later version must keep reading files of this one.
 """
@@ -19,7 +20,7 @@ from cost_models.cost import LATENCY_PHASES, PHASES
 from cost_models.estimate import PhaseFigures
 from optimizer.budget import OBJECTIVES, SECONDS, Budget
 from pisim.errors import UserError
-from pisim.io import atomic_write
+from pisim.io import atomic_write, dumps_json, loads_json
 
 if TYPE_CHECKING:
     from optimizer.pricing import Priced
@@ -39,6 +40,7 @@ COMMUNICATION_KEYS = tuple(f"{phase}_bytes" for phase in PHASES)
 # The stated budget's key in "setting": the user states a latency (optimizer search --latency-budget).
 BUDGET_KEY = "latency_budget_s"
 NUMBER = (int, float)
+MAX_COUNT = 2**63 - 1  # ReLU counts, seeds and threads are 64-bit integers wherever they came from
 KIND_NAMES = {dict: "an object", list: "a list", int: "int", float: "float", str: "str", bool: "bool"}
 
 
@@ -66,16 +68,30 @@ class Fields:
         value = document[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            names = "a number" if kind == NUMBER else " or ".join(KIND_NAMES[k] for k in kinds)
+            names = " or ".join(KIND_NAMES[k] for k in kinds)
             raise self.fail(f"field {name!r} must be {names}, got {json.dumps(value)[:40]}")
         return value
 
     def number(self, document: Any, key: str, where: str = "", optional: bool = False,
-               infinite: bool = False) -> int | float | None:
-        """A finite number (or, with `infinite`, one that may be +-inf, never NaN); kept as written."""
+               signed: bool = False) -> int | float | None:
+        """A finite number, >= 0 unless `signed` (counts, times, sizes and fractions are never negative; a gain
+        over a floor may be); kept as written."""
         value = self.get(document, key, NUMBER, where, optional)
-        if value is not None and not (math.isfinite(value) or infinite and not math.isnan(value)):
-            raise self.fail(f"field {_name(where, key)!r} must be a finite number, got {value}")
+        if value is None:
+            return None
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an integer beyond float range
+            finite = False
+        if not finite or not signed and value < 0:
+            bound = "" if signed else " >= 0"
+            raise self.fail(f"field {_name(where, key)!r} must be a finite number{bound}, got {json.dumps(value)[:40]}")
+        return value
+
+    def count(self, document: Any, key: str, where: str = "", optional: bool = False, least: int = 0) -> int | None:
+        value = self.get(document, key, int, where, optional)
+        if value is not None and not least <= value <= MAX_COUNT:
+            raise self.fail(f"field {_name(where, key)} must be an integer in [{least}, {MAX_COUNT}]")
         return value
 
     def fraction(self, document: Any, key: str, where: str, optional: bool = False) -> float | None:
@@ -90,6 +106,17 @@ class Fields:
         if value not in choices:
             raise self.fail(f"{_name(where, key)} must be one of {', '.join(map(repr, choices))}, got {value!r}")
         return value
+
+    def setting(self, document: Any) -> dict[str, Any]:
+        """The pricing setting a results file was priced under (`setting`), checked."""
+        setting = self.get(document, "setting", dict)
+        for key in ("protocol", "network"):
+            self.get(setting, key, str, "setting")
+        for key in ("client_profile", "server_profile"):
+            self.get(setting, key, str, "setting", optional=True)
+        self.count(setting, "threads", "setting", optional=True, least=1)
+        self.choice(setting, "phase", LATENCY_PHASES, "setting", default="online")
+        return setting
 
     def figures(self, entry: Any, where: str) -> dict[str, dict[str, float]]:
         """An entry's priced latency (seconds per phase) and communication (bytes per phase), as written."""
@@ -109,14 +136,12 @@ def load_json(path: str | Path) -> Any:
     if not path.is_file():
         raise fields.fail("no such file" if not path.exists() else "not a file")
     try:
-        text = path.read_text()
-        if not text.strip():
-            raise fields.fail("the file is empty (a write cut short?)")
-        return json.loads(text)
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise fields.fail("not a text file; expected a pisim results file (JSON)") from None
-    except json.JSONDecodeError as error:
-        raise fields.fail(f"not valid JSON ({error.msg} at line {error.lineno}); is the file truncated?") from None
+        raise fields.fail("not a text file (not UTF-8); expected a pisim results file (JSON)") from None
+    if not text.strip():
+        raise fields.fail("the file is empty (a write cut short?)")
+    return loads_json(text, str(path))
 
 
 @dataclass(frozen=True)
@@ -130,7 +155,7 @@ class Baseline(PhaseFigures):
 
     @classmethod
     def from_dict(cls, fields: Fields, entry: Any, where: str = "baseline") -> "Baseline":
-        return cls(**fields.figures(entry, where), relus=fields.get(entry, "relus", int, where),
+        return cls(**fields.figures(entry, where), relus=fields.count(entry, "relus", where),
                    accuracy=fields.fraction(entry, "accuracy", where, optional=True))
 
 
@@ -144,8 +169,8 @@ class StageRecord:
     latency_s: float
     accuracy: float
     gain: float
-    gain_per_s: float  # inf for a stage whose ReLUs cost no latency
-    gain_per_kilo_relu: float  # inf for a stage with no ReLUs
+    gain_per_s: float
+    gain_per_kilo_relu: float
     cull_order: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,11 +180,12 @@ class StageRecord:
     def from_dict(cls, fields: Fields, entry: Any, where: str) -> "StageRecord":
         return cls(stage=fields.get(entry, "stage", str, where),
                    feature_map=fields.get(entry, "feature_map", str, where),
-                   relus=fields.get(entry, "relus", int, where), latency_s=fields.number(entry, "latency_s", where),
-                   accuracy=fields.fraction(entry, "accuracy", where), gain=fields.number(entry, "gain", where),
-                   gain_per_s=fields.number(entry, "gain_per_s", where, infinite=True),
-                   gain_per_kilo_relu=fields.number(entry, "gain_per_kilo_relu", where, infinite=True),
-                   cull_order=fields.get(entry, "cull_order", int, where))
+                   relus=fields.count(entry, "relus", where), latency_s=fields.number(entry, "latency_s", where),
+                   accuracy=fields.fraction(entry, "accuracy", where),
+                   gain=fields.number(entry, "gain", where, signed=True),
+                   gain_per_s=fields.number(entry, "gain_per_s", where, signed=True),
+                   gain_per_kilo_relu=fields.number(entry, "gain_per_kilo_relu", where, signed=True),
+                   cull_order=fields.count(entry, "cull_order", where, least=1))
 
 
 @dataclass(frozen=True)
@@ -171,7 +197,7 @@ class CandidateRecord(PhaseFigures):
     status: str  # one of CANDIDATE_STATUSES
     accuracy: float | None  # measured for WITH_ACCURACY statuses only
     kd: bool  # trained (or to be trained) with knowledge distillation from the baseline
-    curve: tuple[dict[str, float], ...] = ()  # per epoch: epoch, train_loss, test_accuracy
+    curve: tuple[dict[str, float], ...] = ()  # per epoch: epoch, train_loss (null: diverged), test_accuracy
     on_frontier: bool = False
     export: str | None = None  # models/<id>.pt2 for frontier points
 
@@ -198,11 +224,11 @@ class CandidateRecord(PhaseFigures):
         curve = fields.get(entry, "curve", list, where)
         for epoch, point in enumerate(curve):
             at = f"{where}.curve[{epoch}]"
-            fields.get(point, "epoch", int, at)
-            fields.number(point, "train_loss", at, infinite=True)  # a diverged run's loss is a measurement too
+            fields.count(point, "epoch", at, least=1)
+            fields.number(point, "train_loss", at, optional=True)  # training writes null for a diverged epoch
             fields.fraction(point, "test_accuracy", at)
         return cls(**fields.figures(entry, where), id=identifier, config=fields.get(entry, "config", dict, where),
-                   relus=fields.get(entry, "relus", int, where), cost=fields.get(entry, "cost", dict, where),
+                   relus=fields.count(entry, "relus", where), cost=fields.get(entry, "cost", dict, where),
                    status=status, accuracy=accuracy, kd=fields.get(entry, "kd", bool, where), curve=tuple(curve),
                    on_frontier=fields.get(entry, "on_frontier", bool, where),
                    export=fields.get(entry, "export", str, where, optional=True))
@@ -255,7 +281,7 @@ class FrontierDocument:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return dumps_json(self.to_dict())
 
     def write(self, out: str | Path) -> Path:
         """OUT/frontier.json, written atomically: an interrupted search leaves a readable file."""
@@ -266,12 +292,7 @@ class FrontierDocument:
     @classmethod
     def from_json(cls, text: str, source: str | Path) -> "FrontierDocument":
         """Parse and validate frontier.json's text; `source` names the file in every complaint."""
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise Fields(source).fail(f"not valid JSON ({error.msg} at line {error.lineno}); "
-                                      "is the file truncated?") from None
-        return cls.from_dict(document, source)
+        return cls.from_dict(loads_json(text, str(source)), source)
 
     @classmethod
     def read(cls, path: str | Path) -> "FrontierDocument":
@@ -283,13 +304,9 @@ class FrontierDocument:
         schema = fields.get(document, "schema", str)
         if schema != SCHEMA:
             raise fields.fail(f"schema {schema!r} is not a pisim search result (schema {SCHEMA})")
-        setting = fields.get(document, "setting", dict)
-        for key in ("protocol", "network"):
-            fields.get(setting, key, str, "setting")
-        for key in ("client_profile", "server_profile"):
-            fields.get(setting, key, str, "setting", optional=True)
-        phase = fields.choice(setting, "phase", LATENCY_PHASES, "setting", default="online")
-        fields.get(setting, "threads", int, "setting")
+        setting = fields.setting(document)
+        fields.count(setting, "threads", "setting", least=1)  # the search always writes it
+        phase = setting.get("phase", "online")
         objective = fields.choice(document, "objective", OBJECTIVES)
         try:
             budget = Budget(fields.number(setting, BUDGET_KEY, "setting"), SECONDS, phase, objective)
@@ -310,7 +327,7 @@ class FrontierDocument:
             schema=schema, status=fields.choice(document, "status", DOCUMENT_STATUSES),
             command=fields.get(document, "command", str), model=fields.get(document, "model", str),
             dataset=fields.get(document, "dataset", str, optional=True), strategy=fields.get(document, "strategy", str),
-            seed=fields.get(document, "seed", int, optional=True),
+            seed=fields.count(document, "seed", optional=True),
             setting={k: v for k, v in setting.items() if k not in ("phase", BUDGET_KEY)}, budget=budget,
             baseline=Baseline.from_dict(fields, fields.get(document, "baseline", dict)),
             criticality=None if stages is None else tuple(

@@ -130,7 +130,12 @@ class MapOf:
     value: Any
 
 
-CURVE = ListOf({"epoch": int, "train_loss": NUMBER, "test_accuracy": NUMBER})
+@dataclass(frozen=True)
+class Maybe:
+    value: Any  # or None
+
+
+CURVE = ListOf({"epoch": int, "train_loss": Maybe(NUMBER), "test_accuracy": NUMBER})  # null: a diverged epoch
 CRITICALITY = {"floor_accuracy": NUMBER,  # optimizer.criticality.Criticality.to_dict
                "scores": ListOf({"stage": str, "feature_map": ListOf(int), "relus": int, "latency_s": NUMBER,
                                  "accuracy": NUMBER, "gain": NUMBER})}
@@ -179,6 +184,8 @@ def mismatch(value: Any, form: Any, where: str) -> str | None:
             return f"{field} must be an object, got {_quote(value)}"
         return next((p for key, item in value.items()
                      if (p := mismatch(item, form.value, f"{where}.{key}" if where else str(key)))), None)
+    if isinstance(form, Maybe):
+        return None if value is None else mismatch(value, form.value, where)
     kinds = form if isinstance(form, tuple) else (form,)
     if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
         return f"{field} must be {_kind(form)}, got {_quote(value)}"

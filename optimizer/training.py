@@ -26,6 +26,7 @@ from optimizer.distill import Distillation
 from optimizer.io import read_json, write_json, write_torch
 from optimizer.models import ModelSource
 from optimizer.transforms import variants_of
+from pisim.loading import load_weights
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -111,7 +112,7 @@ def evaluate(model: nn.Module, dataset, batch_size: int, device: torch.device) -
 
 def load_trained(source: ModelSource, candidate: Candidate, weights: str, device: torch.device) -> nn.Module:
     model = variants_of(source).build(candidate, initialise=False)
-    model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+    model.load_state_dict(load_weights(weights, map_location=device))
     return model.to(device).eval()
 
 
@@ -244,7 +245,10 @@ def fit(loop: Loop, checkpoint_path: Path, device: torch.device, *, progress: bo
                 bar.close()
                 return Fitted(curve, steps, steps_per_epoch, stopped=True)
         accuracy = evaluate(model, loop.splits.test, loop.batch_size, device)
-        curve.append({"epoch": epoch + 1, "train_loss": total_loss / max(seen, 1), "test_accuracy": accuracy})
+        mean_loss = total_loss / max(seen, 1)
+        # a diverged epoch's loss is inf or NaN, which strict JSON cannot hold: null marks it in the curve
+        curve.append({"epoch": epoch + 1, "train_loss": mean_loss if math.isfinite(mean_loss) else None,
+                      "test_accuracy": accuracy})
         bar.set_postfix(acc=f"{accuracy:.3f}")
         hook_state = hooks.state_dict()
         write_torch(checkpoint_path, {"epoch": epoch + 1, "model": model.state_dict(),
@@ -278,7 +282,7 @@ def train(job: TrainJob, directory: Path, *, device: str = "auto", progress: boo
     torch.manual_seed(job.seed)
     model = variants_of(job.source).build(job.candidate)
     if job.init_weights:
-        model.load_state_dict(torch.load(job.init_weights, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_weights(job.init_weights))
     model.to(target)
     teacher = (load_trained(job.source, Candidate(), job.teacher_weights, target)
                if job.distillation and job.teacher_weights else None)

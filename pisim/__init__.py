@@ -18,9 +18,9 @@ def estimate(model: "nn.Module | str", input_size: Sequence[int], protocol: str 
     """
     import cost_models
     from pisim.graph import capture
-    from pisim.loading import build_named
+    from pisim.loading import META, build_named
 
     setting = cost_models.load_setting(protocol, network, client_profile, server_profile, threads)
     source = model if isinstance(model, str) else type(model).__name__
-    module = build_named(model).model if isinstance(model, str) else model
+    module = build_named(model, device=META).model if isinstance(model, str) else model
     return cost_models.price(capture(module, input_size, source=source).graph, setting)

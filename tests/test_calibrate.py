@@ -56,7 +56,7 @@ def test_unwritable_output_is_a_one_line_error_and_writes_nothing(tmp_path):
     blocker.write_text("x")
     done = run_cli("calibrate", "--quick", "--out", blocker / "profile.toml")
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "not a file path" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "is not a directory" in done.stderr
     assert blocker.read_text() == "x"
 
 

@@ -49,8 +49,8 @@ PROTOCOL = shipped("protocols")["delphi"]
 
 
 @pytest.mark.parametrize("source,pattern,replacement,loader,message", [
-    (NETWORK, r"value = 1e9", "value = 0", load_network, "upload_bandwidth.value must be > 0"),
-    (NETWORK, r"value = 1e9", "value = -5", load_network, "must be > 0"),
+    (NETWORK, r"value = 1e9", "value = 0", load_network, "upload_bandwidth.value must be in [1000, 1e+13] bit/s"),
+    (NETWORK, r"value = 1e9", "value = -5", load_network, "must be in [1000, 1e+13] bit/s"),
     (NETWORK, r'unit = "bit/s"', 'unit = "Mbit/s"', load_network, "unit must be 'bit/s'"),
     (NETWORK, r"\[constants.rtt\].*", "", load_network, "missing constants: rtt"),
     (PROFILE, r'schema = "pisim.profile/1"', 'schema = "x"', load_profile, "schema must be"),
@@ -94,7 +94,7 @@ def test_cli_rejects_bad_settings_with_exit_2_one_line_and_no_output_file(tmp_pa
     zero = copy_with(tmp_path, NETWORK, r"value = 1e9", "value = 0")
     out = tmp_path / "estimate.json"
     for args, phrase in [(["--protocol", "nope"], "unknown protocol 'nope'"),
-                         (["--protocol", "delphi", "--network", str(zero)], "must be > 0"),
+                         (["--protocol", "delphi", "--network", str(zero)], "must be in [1000, 1e+13] bit/s"),
                          (["--protocol", "delphi", "--server-profile", "missing.toml"], "no such profile file"),
                          (["--network", "wan"], "need --protocol")]:
         result = run_cli("estimate", "cifar-resnet20", *args, "--format", "json", "-o", out)

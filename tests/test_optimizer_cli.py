@@ -2,12 +2,13 @@
 import pytest
 
 from conftest import run_cli
-from optimizer.cli import main, parse_duration
+from optimizer.cli import main
+from pisim.cli.arguments import duration
 
 
 @pytest.mark.parametrize("text, seconds", [("10s", 10.0), ("500ms", 0.5), ("2min", 120.0), ("1.5", 1.5)])
 def test_budget_units(text, seconds):
-    assert parse_duration(text) == seconds
+    assert duration(text) == seconds
 
 
 def test_help_names_the_defaults_and_the_outputs():

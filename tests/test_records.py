@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from conftest import run_cli
 from optimizer.budget import RELUS, Budget
 from optimizer.records import FrontierDocument, pareto_front
+from pisim.errors import UserError
 from pisim.io import atomic_write
 from pisim.report.search import frontier_table
 
@@ -68,10 +70,15 @@ WRONG_TYPES = [
     (("candidates", 0, "relus"), True), (("candidates", 0, "latency", "total_s"), "1"),
     (("candidates", 0, "communication"), []), (("candidates", 0, "cost"), "{}"), (("candidates", 0, "status"), 1),
     (("candidates", 0, "accuracy"), "0.76"), (("candidates", 0, "kd"), 1), (("candidates", 0, "curve"), {}),
-    (("candidates", 0, "curve", 0, "epoch"), "1"), (("candidates", 0, "curve", 0, "train_loss"), None),
+    (("candidates", 0, "curve", 0, "epoch"), "1"), (("candidates", 0, "curve", 0, "train_loss"), "1.2"),
     (("candidates", 0, "curve", 0, "test_accuracy"), "0.7"), (("candidates", 0, "on_frontier"), 0),
     (("candidates", 0, "export"), 7), (("frontier",), "cull-S1"), (("frontier", 0), 7), (("search",), []),
 ]
+# Numbers of the right type that no search writes: negative, beyond float range, out of a count's range.
+OUT_OF_RANGE = [(("setting", "latency_budget_s"), -10.0), (("baseline", "latency", "online_s"), 10**400),
+                (("candidates", 0, "communication", "online_bytes"), -1), (("candidates", 0, "relus"), 2**64),
+                (("setting", "threads"), 0), (("seed",), -1), (("criticality", 0, "cull_order"), 0),
+                (("candidates", 0, "curve", 0, "train_loss"), -0.5)]
 NON_FINITE = [(("setting", "latency_budget_s"), math.inf), (("baseline", "latency", "online_s"), math.nan),
               (("candidates", 0, "accuracy"), math.nan),
               (("candidates", 0, "communication", "online_bytes"), -math.inf),
@@ -94,8 +101,8 @@ def mutated(tmp_path: Path, path: tuple, value) -> Path:
     return written
 
 
-@pytest.mark.parametrize("path, value", WRONG_TYPES + NON_FINITE,
-                         ids=[f"{field_name(p)}={v!r}" for p, v in WRONG_TYPES + NON_FINITE])
+@pytest.mark.parametrize("path, value", WRONG_TYPES + OUT_OF_RANGE,
+                         ids=[f"{field_name(p)}={v!r}"[:60] for p, v in WRONG_TYPES + OUT_OF_RANGE])
 def test_pisim_report_rejects_each_wrong_field_in_one_line_exit_2(tmp_path, path, value):
     written = mutated(tmp_path, path, value)
     result = run_cli("report", written)
@@ -104,11 +111,25 @@ def test_pisim_report_rejects_each_wrong_field_in_one_line_exit_2(tmp_path, path
     assert str(written) in lines[0] and field_name(path) in lines[0], lines[0]
 
 
+@pytest.mark.parametrize("path, value", NON_FINITE, ids=[f"{field_name(p)}={v!r}" for p, v in NON_FINITE])
+def test_non_finite_numbers_are_refused_in_the_file_and_in_the_records(tmp_path, path, value):
+    result = run_cli("report", mutated(tmp_path, path, value))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "is not a JSON number" in result.stderr
+    document = json.loads(mutated(tmp_path, path, 0.5).read_text())  # the same document built in memory
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(UserError, match=rf"'{re.escape(field_name(path))}' must be a finite number"):
+        FrontierDocument.from_dict(document, "in memory")
+
+
 def test_a_wrong_field_is_exit_2_from_a_real_process(tmp_path):
     written = mutated(tmp_path, ("candidates", 1, "latency", "online_s"), "fast")
     result = run_cli("report", written, fresh_interpreter=True)
     assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and "'candidates[1].latency.online_s' must be a number" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "'candidates[1].latency.online_s' must be int or float" in result.stderr
 
 
 def test_a_relu_budget_is_counted_in_relus():

@@ -18,10 +18,12 @@ from optimizer.pricing import Priced
 from optimizer.replacements import REPLACEMENTS
 from optimizer.strategies.base import StrategyInputs
 from optimizer.transforms import Variants
-from pisim.cli.common import positive_int
-from pisim.errors import UserError
+from pisim.cli.arguments import epoch_count, finite_float
 
 DEFAULTS = GateOptions()
+MAX_GATE_LR = 10.0  # Adam steps of order 1 already flip every gate at once; beyond 10 only typos and nan
+MAX_PENALTY = 1e6  # the penalty multiplies seconds saved per element; 1e6 zeroes every gate in one step
+MAX_PENALTY_GROWTH = 1e3
 
 
 class FineGrained:
@@ -68,19 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--replacement", choices=list(REPLACEMENTS), default=DEFAULTS.replacement,
                        help="what a dropped ReLU computes: identity, or poly2, a trainable a x^2 + b x + c priced as "
                             "the protocol prices it (Beaver-triple multiplication in Delphi) (default %(default)s)")
-    group.add_argument("--gate-epochs", type=positive_int, default=DEFAULTS.gate_epochs,
+    group.add_argument("--gate-epochs", type=epoch_count, default=DEFAULTS.gate_epochs,
                        help="most epochs of gate training; if the budget is still not met, the elements with the "
                             "lowest gate per second saved are dropped until it is (default %(default)s)")
-    group.add_argument("--gate-lr", type=float, default=DEFAULTS.gate_lr, help="Adam rate of the gates "
-                                                                              "(default %(default)s)")
-    group.add_argument("--penalty", type=float, default=DEFAULTS.penalty,
+    group.add_argument("--gate-lr", type=finite_float(0, MAX_GATE_LR, low_open=True), default=DEFAULTS.gate_lr,
+                       help="Adam rate of the gates (default %(default)s)")
+    group.add_argument("--penalty", type=finite_float(0, MAX_PENALTY, low_open=True), default=DEFAULTS.penalty,
                        help="starting coefficient of the latency-weighted L1 penalty (default %(default)s)")
-    group.add_argument("--penalty-growth", type=float, default=DEFAULTS.penalty_growth,
+    group.add_argument("--penalty-growth", type=finite_float(1, MAX_PENALTY_GROWTH, low_open=True),
+                       default=DEFAULTS.penalty_growth,
                        help="factor on the penalty when the binarised latency stops falling (default %(default)s)")
 
 
 def options_from_args(args: argparse.Namespace) -> GateOptions:
-    if args.gate_lr <= 0 or args.penalty <= 0 or args.penalty_growth <= 1:
-        raise UserError("--gate-lr and --penalty must be positive and --penalty-growth above 1")
     return GateOptions(granularity=args.granularity, replacement=args.replacement, gate_epochs=args.gate_epochs,
                        gate_lr=args.gate_lr, penalty=args.penalty, penalty_growth=args.penalty_growth)

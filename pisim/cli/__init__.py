@@ -6,17 +6,16 @@ adding a module to COMMANDS.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 from pisim.cli import calibrate, estimate, models, networks, profiles, protocols, report, validate
-from pisim.errors import UserError
+from pisim.cli.arguments import OneLineParser, add_debug_option, run
 
 COMMANDS = [estimate, models, protocols, networks, profiles, calibrate, validate, report]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pisim",
         description="Private-inference latency simulator: capture a torch model into an op graph and "
                     "estimate, per layer, the ReLUs, garbled-circuit and HE work a private inference costs.",
@@ -25,19 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.register(sub)
+    add_debug_option(parser, sub)
     return parser
-
-
-def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except UserError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
 from cost_models.calibrate import FULL, QUICK, calibrate, profile_toml
+from pisim.cli.arguments import output_file
 from pisim.errors import UserError
 from pisim.io import atomic_write
 from pisim.report import FORMATS, Column, Table
@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "thread, stored with its repeats, spread and what was measured; the file also records the "
                     "CPU, core count, library versions and date.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, metavar="FILE",
-                        help="profile to write (TOML; written atomically, only after every benchmark finished)")
+    parser.add_argument("--out", required=True, metavar="FILE", type=output_file,
+                        help="profile to write (TOML; written atomically, only after every benchmark finished; "
+                             "checked for writability before the first benchmark)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer repeats and smaller batches: under a minute, noisier constants")
     parser.add_argument("--name", metavar="NAME",
@@ -46,9 +47,6 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or re.sub(r"\.toml$", "", args.out.replace("\\", "/").rsplit("/", 1)[-1])
     if not name:
         raise UserError(f"cannot name a profile after {args.out!r}: pass --name")
-    target = Path(args.out)
-    if target.is_dir() or any(parent.exists() and not parent.is_dir() for parent in target.parents):
-        raise UserError(f"cannot write a profile to {args.out}: not a file path")
     sizes = QUICK if args.quick else FULL
     result = calibrate(sizes, progress=lambda items, what: tqdm(items, desc=what, unit="benchmark", file=sys.stderr),
                        announce=lambda text: print(text, file=sys.stderr))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from pisim.cli.common import add_model_options, add_output_options, emit, positive_int
+from pisim.cli.arguments import thread_count
+from pisim.cli.common import add_model_options, add_output_options, emit, figure_file
 from pisim.errors import UserError
 from pisim.graph import Captured, CaptureError, capture
 from pisim.loading import load_model, parse_input_size
@@ -44,9 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="client hardware profile or a TOML from `pisim calibrate` (default: the protocol's)")
     cost.add_argument("--server-profile", metavar="NAME_OR_TOML",
                       help="server hardware profile or a TOML from `pisim calibrate` (default: the protocol's)")
-    cost.add_argument("--threads", type=positive_int, default=1, metavar="N",
+    cost.add_argument("--threads", type=thread_count, default=1, metavar="N",
                       help="threads each party computes with; compute scales linearly (default: %(default)s)")
-    cost.add_argument("--plot", metavar="FILE",
+    cost.add_argument("--plot", metavar="FILE", type=figure_file,
                       help="also draw the per-block breakdown (stacked GC, HE and communication seconds, offline and "
                            "online side by side, one column wide) to FILE: .pdf, .png or .svg")
     add_output_options(parser)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pisim.cli.common import add_output_options
+from pisim.cli.common import add_output_options, figure_file
 from pisim.io import atomic_write
 from cost_models.cost import LATENCY_PHASES as PHASES
 from pisim.report.results import read_results
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--compare", metavar="NAMES",
                         help="overlay published points: comma-separated deepreduce, snl, sphynx, cryptonas, delphi, "
                              "or all")
-    parser.add_argument("--plot", metavar="FILE",
+    parser.add_argument("--plot", metavar="FILE", type=figure_file,
                         help="also write the Pareto plot (accuracy against latency on a log axis, ReLU counts as "
                              "labels) to FILE: .pdf, .png or .svg, one column (3.4 in) wide")
     parser.add_argument("--no-caption", dest="caption", action="store_false",
@@ -57,10 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plot:
-        from pisim.report.plots import check_figure_path
-
-        check_figure_path(args.plot)
     methods = group_runs(read_results(path) for path in args.results)
     phase = args.phase or methods[0].phase
     references, selected = [], []

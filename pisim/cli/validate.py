@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import torch
 
-from pisim.cli.common import add_model_options, add_output_options, emit, positive_int
+from pisim.cli.arguments import finite_float, int_in_range, seed
+from pisim.cli.common import add_model_options, add_output_options, emit
 from pisim.errors import UserError
 from pisim.report import Column, Table
 
@@ -18,6 +19,8 @@ EXAMPLES = """examples:
 """
 
 UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B"}
+MAX_TOLERANCE_PCT = 1e6  # a prediction off by more than 10,000x is no prediction; larger is a typo
+MAX_REPEATS = 1000  # each repeat executes the layer's real cryptography: seconds to minutes apiece
 TERMS = {"client_s": "client compute", "server_s": "server compute", "up_bytes": "client -> server",
          "down_bytes": "server -> client"}
 
@@ -44,12 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--protocol", default="delphi", metavar="NAME_OR_TOML",
                         help="protocol whose prediction is checked (default: %(default)s; validate executes "
                              "Delphi-style garbled ReLUs and preprocessed HE convs)")
-    parser.add_argument("--tolerance", type=float, metavar="PCT",
+    parser.add_argument("--tolerance", type=finite_float(0, MAX_TOLERANCE_PCT), metavar="PCT",
                         help="exit 1 when any term of any layer is off by more than PCT percent")
-    parser.add_argument("--repeats", type=positive_int, default=3, metavar="N",
+    parser.add_argument("--repeats", type=int_in_range(1, MAX_REPEATS), default=3, metavar="N",
                         help="run each layer N times and compare the median of each measured part "
                              "(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random shares, masks and weights")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of the random shares, masks and weights, 0..2**32-1 (default: %(default)s)")
     add_output_options(parser)
     parser.set_defaults(handler=run)
 
@@ -64,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
     if not client or not server:
         raise UserError("validate needs this machine's profile: run `pisim calibrate --quick --out here.toml`, "
                         "then pass --profile here.toml")
-    if args.tolerance is not None and args.tolerance < 0:
-        raise UserError(f"--tolerance must be >= 0, got {args.tolerance}")
     names = [n.strip() for n in args.layers.split(",") if n.strip()]
     if not names:
         raise UserError("--layers names no layer")

@@ -112,8 +112,9 @@ def _propagate_fake_shapes(traced: fx.GraphModule, input_shape: Shape) -> None:
     except Exception:
         pass
     with FakeTensorMode(allow_non_fake_inputs=True):
+        fake_state = {name: torch.empty_strided(t.shape, t.stride(), dtype=t.dtype) for name, t in meta_state.items()}
         try:
-            host(torch.empty(input_shape))
+            torch.func.functional_call(host, fake_state, (torch.empty(input_shape),))
         except Exception as error:
             raise CaptureError(f"the model rejects input size {_size_text(input_shape)}: {_first_line(error)}") from None
 
@@ -132,18 +133,23 @@ def _quietly(fn, *args):
 
 
 def _export(model: nn.Module, input_shape: Shape) -> torch.export.ExportedProgram:
+    """Traces on an input of the model's own device: meta for a model built from shapes, which costs nothing."""
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
     try:
-        return _quietly(torch.export.export, model, (torch.zeros(input_shape),))
+        return _quietly(torch.export.export, model, (torch.zeros(input_shape, device=device),))
     except Exception as error:
         raise CaptureError(f"neither torch.fx nor torch.export can capture this model at input size "
                            f"{_size_text(input_shape)}: {_first_line(error)}") from None
 
 
 def _script_to_export(model: torch.jit.ScriptModule, input_shape: Shape) -> torch.export.ExportedProgram:
+    """The conversion traces on a FakeTensor input: a huge --input-size allocates nothing."""
     from torch._export.converter import TS2EPConverter
 
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        example = torch.empty(input_shape)
     try:
-        return _quietly(lambda: TS2EPConverter(model, (torch.zeros(input_shape),)).convert())
+        return _quietly(lambda: TS2EPConverter(model, (example,)).convert())
     except Exception as error:
         raise CaptureError(f"cannot convert the TorchScript archive at input size {_size_text(input_shape)}: "
                            f"{_first_line(error)}") from None

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any, Callable
 
+from pisim.io import dumps_json
 from pisim.report.table import Column, Table
 
 
@@ -101,7 +101,7 @@ def render_json(table: Table) -> str:
         "totals": table.totals,
         **table.metadata,
     }
-    return json.dumps(document, indent=2, default=str) + "\n"
+    return dumps_json(document, default=str)
 
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

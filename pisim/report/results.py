@@ -2,8 +2,10 @@
 estimates (`pisim estimate --protocol ... --format json`, which carries `Estimate.to_dict()` under "estimate",
 or a bare `Estimate.to_dict()`), into the points the report compares.
 
-Everything wrong with a file (missing, truncated, another schema, a field of the wrong type) is one
-`UserError` naming the file and the field. A search that was interrupted is read as far as it got.
+Everything wrong with a file (missing, truncated, not UTF-8, nested too deep, another schema, a field of
+the wrong type, a latency that is NaN, infinite or negative) is one `UserError` naming the file and the
+field: a broken number is never the best entry nor on a Pareto frontier. A search that was interrupted is
+read as far as it got.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cost_models.cost import LATENCY_PHASES
 from cost_models.estimate import PhaseFigures
 from optimizer.records import SCHEMA, TRAINED, Fields, FrontierDocument, load_json
 
@@ -91,14 +92,11 @@ def _search(path: Path, search: FrontierDocument) -> ResultsFile:
 
 def _estimate(fields: Fields, document: dict, title: str | None) -> ResultsFile:
     fields.get(document, "layers", list, "estimate")
-    setting = fields.get(document, "setting", dict)
-    for key in ("protocol", "network"):
-        fields.get(setting, key, str, "setting")
-    fields.choice(setting, "phase", LATENCY_PHASES, "setting", default="online")
+    setting = fields.setting(document)
     model = next((name for name in (document.get("source"), (title or "").partition(":")[0]) if name),
                  fields.source.stem)  # the estimate table's title starts with the model's name
     point = Point(**fields.figures(document, "estimate"), id=model,
-                  relus=fields.get(document, "relus", int, "estimate"), status=ESTIMATED)
+                  relus=fields.count(document, "relus", "estimate"), status=ESTIMATED)
     return ResultsFile(path=fields.source, kind="estimate", status="complete", model=model, dataset=None,
                        strategy="estimate", seed=None, setting=setting, baseline=point, candidates=(),
                        config={"model": model, "setting": setting, "file": str(fields.source)})
