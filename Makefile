@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-slow bench setup clean
+.PHONY: demo test test-slow fuzz bench setup clean
 
 setup: $(VENV)/.stamp-project
 
@@ -40,6 +40,11 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# The loaders fed mutated model archives, data files and results files for a bounded time (README, Fuzzing).
+FUZZ_MINUTES ?= 3
+fuzz: setup
+	$(PY) -m fuzz.run --minutes $(FUZZ_MINUTES) --failures out/fuzz-failures
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

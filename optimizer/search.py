@@ -34,8 +34,11 @@ from optimizer.transforms import variants_of
 from pisim.errors import UserError
 
 
-class SearchInterrupted(Exception):
-    """Raised (by the CLI's signal handlers) to stop a search; it saves its state before passing this on."""
+class SearchInterrupted(BaseException):
+    """Raised (by the CLI's signal handlers) to stop a search; it saves its state before passing this on.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (capture's fallbacks, the
+    state checks' loaders) turns a signal into an error."""
 
 
 @dataclass(frozen=True)
