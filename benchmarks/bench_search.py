@@ -22,6 +22,7 @@ import torch
 
 from cost_models.cost import LATENCY_PHASES
 from optimizer.config import Runtime, SearchConfig
+from optimizer.budget import SECONDS, Budget
 from optimizer.pricing import SettingChoice
 from optimizer.search import Paths, run_search
 from optimizer.training import Schedule
@@ -51,11 +52,11 @@ def main() -> None:
         for budget in (float(b) for b in args.budgets.split(",")):
             for objective in ("latency", "relus"):
                 config = SearchConfig(setting=SettingChoice("delphi", "lan", None, None, 1, args.phase),
-                                      latency_budget_s=budget, objective=objective, seed=seed,
+                                      budget=Budget(budget, SECONDS, args.phase, objective), seed=seed,
                                       schedule=Schedule(epochs=args.epochs), max_train=args.max_train)
                 started = time.perf_counter()
                 document = run_search(config, Paths(work / f"{objective}-{budget:g}s-seed{seed}", work / "jobs"),
-                                      runtime=Runtime(progress=False, log=lambda line: None))
+                                      runtime=Runtime(progress=False, log=lambda line: None)).to_dict()
                 best = returned(document)
                 latency = best["latency"][f"{args.phase}_s"] if best else None
                 rows.append({"seed": seed, "budget_s": budget, "objective": objective,

@@ -73,13 +73,15 @@ def main() -> None:
     _register_control()
 
     from optimizer.config import Runtime, SearchConfig
+    from optimizer.budget import SECONDS, Budget
     from optimizer.gate_search import GateOptions
     from optimizer.search import Paths, run_search
     from pisim.report import Column, Table
 
     base = SearchConfig(seed=args.seed, baseline_epochs=args.baseline_epochs,
                         criticality_epochs=args.criticality_epochs, max_train=args.max_train,
-                        setting=dataclasses.replace(SearchConfig().setting, phase=args.phase))
+                        setting=dataclasses.replace(SearchConfig().setting, phase=args.phase),
+                        budget=dataclasses.replace(SearchConfig().budget, phase=args.phase))
     rows = []
     cache = args.out / "jobs"
     for budget in (float(b) for b in args.budgets.split(",")):
@@ -91,18 +93,18 @@ def main() -> None:
             if strategy == "fine-grained":
                 granularity, replacement = (fine + ["element", "identity"][len(fine):])[:2]
                 configs[run] = dataclasses.replace(
-                    base, latency_budget_s=budget, strategy=strategy, max_train=1,
+                    base, budget=Budget(budget, SECONDS, args.phase, "latency"), strategy=strategy, max_train=1,
                     schedule=Schedule(epochs=deepreduce_epochs - args.gate_epochs, lr=args.finetune_lr),
                     fine_grained=GateOptions(granularity=granularity, replacement=replacement,
                                              gate_epochs=args.gate_epochs))
             else:
-                configs[run] = dataclasses.replace(base, latency_budget_s=budget, strategy=strategy,
-                                                   schedule=Schedule(epochs=args.epochs))
+                configs[run] = dataclasses.replace(base, budget=Budget(budget, SECONDS, args.phase, "latency"),
+                                                   strategy=strategy, schedule=Schedule(epochs=args.epochs))
         for name, config in configs.items():
             out = args.out / f"{name.replace(':', '-')}-{budget:g}s"
             start = time.perf_counter()
             document = run_search(config, Paths(out, cache), resume=(out / "frontier.json").is_file(),
-                                  runtime=Runtime(progress=False))
+                                  runtime=Runtime(progress=False)).to_dict()
             best = _best(document, args.phase)
             trained = [e for e in document["candidates"] if e["status"] == "trained"]
             epochs = (sum(len(e["curve"]) for e in trained)

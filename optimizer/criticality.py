@@ -10,11 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
 from optimizer.candidate import Candidate
-from optimizer.pricing import BUDGET_UNITS, Pricer
+from optimizer.pricing import Pricer
+from optimizer.records import StageRecord
 from optimizer.stages import Stage
 from optimizer.training import TrainJob, TrainResult
-
-OBJECTIVES = tuple(BUDGET_UNITS)
 
 
 @dataclass(frozen=True)
@@ -47,12 +46,13 @@ class Criticality:
         """Stage names, least critical first (ties keep network order)."""
         return [s.stage for s in sorted(self.scores, key=lambda s: s.score(objective))]
 
-    def rows(self, objective: str) -> list[dict[str, Any]]:
+    def records(self, objective: str) -> tuple[StageRecord, ...]:
+        """The stages as frontier.json keeps them, each with its place in the cull order by `objective`."""
         order = {name: rank for rank, name in enumerate(self.ranking(objective), start=1)}
-        return [{"stage": s.stage, "feature_map": "x".join(map(str, s.feature_map)), "relus": s.relus,
-                 "latency_s": s.latency_s, "accuracy": s.accuracy, "gain": s.gain,
-                 "gain_per_s": s.per_second, "gain_per_kilo_relu": s.per_kilo_relu, "cull_order": order[s.stage]}
-                for s in self.scores]
+        return tuple(StageRecord(stage=s.stage, feature_map="x".join(map(str, s.feature_map)), relus=s.relus,
+                                 latency_s=s.latency_s, accuracy=s.accuracy, gain=s.gain, gain_per_s=s.per_second,
+                                 gain_per_kilo_relu=s.per_kilo_relu, cull_order=order[s.stage])
+                     for s in self.scores)
 
     def to_dict(self) -> dict[str, Any]:
         return {"floor_accuracy": self.floor_accuracy, "scores": [asdict(s) for s in self.scores]}

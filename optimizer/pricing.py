@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import cost_models
 from cost_models import PhaseFigures
+from optimizer.budget import OBJECTIVE_UNITS, SIZES
 from optimizer.candidate import Candidate
 from optimizer.transforms import Variants
 
@@ -38,12 +39,9 @@ class Priced(PhaseFigures):
     cost: dict[str, Any]  # Estimate.to_dict(), verbatim
 
 
-# What a latency budget is measured in, by --objective: the latency of the searched phase (PISim), or the ReLU
-# count (DeepReDuce's proxy; the search converts the budget into ReLUs).
+# What each --objective measures a priced network in (optimizer.budget), for the gate search's masks.
 BUDGET_UNITS: dict[str, Callable[["Priced", str], float]] = {
-    "latency": lambda priced, phase: priced.seconds(phase),
-    "relus": lambda priced, phase: priced.relus,
-}
+    objective: SIZES[unit] for objective, unit in OBJECTIVE_UNITS.items()}
 
 
 def summarise(estimate, candidate: Candidate, relus: int) -> Priced:

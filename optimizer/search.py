@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from optimizer.budget import SECONDS, Budget
 from optimizer.candidate import Candidate
 from optimizer.config import Runtime, SearchConfig
 from optimizer.criticality import Criticality, criticality_jobs, measure
@@ -21,8 +22,9 @@ from optimizer.executors import make_executor
 from optimizer.exporting import export_candidate
 from optimizer.io import write_json
 from optimizer.models import ModelSource, ZooModel
-from optimizer.pricing import BUDGET_UNITS, Priced, Pricer
-from optimizer.results import FRONTIER_FILE, SCHEMA, candidate_entry, criticality_table, pareto_ids, write_frontier
+from optimizer.pricing import Priced, Pricer
+from optimizer.records import (FRONTIER_FILE, TRAINED, Baseline, CandidateRecord, FrontierDocument, StageRecord,
+                               pareto_front)
 from optimizer.state import check_cache, check_criticality, check_frontier, exclusive, sweep_temporaries
 from optimizer.strategies import StrategyInputs, make_strategy
 from optimizer.training import TrainJob
@@ -48,7 +50,7 @@ class Paths:
 
 
 def run_search(config: SearchConfig, paths: Paths, *, resume: bool = False, runtime: Runtime | None = None,
-               source: ModelSource | None = None) -> dict[str, Any]:
+               source: ModelSource | None = None) -> FrontierDocument:
     """Run (or resume) a search; returns the frontier.json document it wrote.
 
     One search at a time per `paths.out` (a lock). Before anything is written, every file of the state the search
@@ -75,7 +77,7 @@ def _check_state(config: SearchConfig, paths: Paths, source: ModelSource, resume
         if not (out / FRONTIER_FILE).is_file():
             raise UserError(f"--resume: {out} holds no search to resume (no {FRONTIER_FILE}); run without --resume "
                             "(finished training jobs in its cache are reused)")
-        stored = check_frontier(out)["search"]
+        stored = check_frontier(out).search
         if stored != config.to_dict():
             changed = sorted(k for k in config.to_dict() if stored.get(k) != config.to_dict()[k])
             raise UserError(f"--resume: the search in {out} was run with different {', '.join(changed)}; "
@@ -97,10 +99,11 @@ class _Search:
         self.strategy = make_strategy(config.strategy)
         self.phase = config.setting.phase
         self.baseline = self.pricer.price(Candidate())
+        self.budget = config.budget.in_objective_units(self.baseline)  # what candidates are held to
         self.stages = self.variants.of(Candidate()).stages
         self.baseline_accuracy: float | None = None
         self.criticality: Criticality | None = None
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[CandidateRecord] = []
         self.frontier: list[str] = []
         self.saved = False  # whether this run has written frontier.json yet
 
@@ -110,11 +113,12 @@ class _Search:
         return TrainJob(label, self.source, self.config.data, candidate, schedule, self.config.seed,
                         self.config.distillation if teacher else None, teacher, init)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> FrontierDocument:
         # frontier.json is first written once the candidates are chosen, or on an interrupt: a search that fails
         # before then leaves no "interrupted" search behind to block the next (its finished jobs stay cached).
         self.runtime.log(f"baseline {self.source.name}: {self.baseline.relus:,} ReLUs, {self.phase} latency "
-                         f"{self.baseline.seconds(self.phase):.3f} s; budget {self.config.latency_budget_s:g} s")
+                         f"{self.baseline.seconds(self.phase):.3f} s; "
+                         f"budget {self.config.budget.applied(self.baseline)}")
         teacher = self._train_baseline()
         if self.strategy.needs_criticality:
             self._measure_criticality()
@@ -135,21 +139,22 @@ class _Search:
         jobs = criticality_jobs(self.stages, lambda label, candidate: self.job(label, candidate, epochs))
         self.criticality = measure(self.stages, list(self.executor.map(jobs)), self.pricer, self.phase)
         write_json(self.paths.out / "criticality.json", self.criticality.to_dict())
-        self.runtime.log(criticality_table(self.criticality, self.config.objective, self.phase).render("table").rstrip())
+        self.runtime.on_criticality(self.criticality.records(self.config.budget.objective),
+                                    self.criticality.floor_accuracy)
 
     def _choose(self, teacher: str) -> list[Priced]:
         """Enumerate and price every candidate, record them all, return those worth training."""
         config = self.config
         inputs = StrategyInputs(config, self.stages, self.criticality, self._reshapes(), self.variants, self.pricer,
-                                self._size, self._budget(), teacher, self.executor, self.runtime)
+                                self.budget, teacher, self.executor, self.runtime)
         priced = [self.pricer.price(c) for c in self.strategy.enumerate(inputs)]
-        survivors = [p for p in priced if self._size(p) <= self._budget()]
-        chosen = self.strategy.promising(survivors, self.variants, self._size, config.max_train)
+        survivors = [p for p in priced if self.budget.fits(p)]
+        chosen = self.strategy.promising(survivors, self.variants, self.budget.size, config.max_train)
         self.runtime.log(f"{len(priced)} candidates priced, {len(survivors)} within budget, training {len(chosen)}")
         status = {p.candidate: "over_budget" for p in priced}
         status.update({p.candidate: "not_trained" for p in survivors})
         status.update({p.candidate: "pending" for p in chosen})
-        self.entries = [candidate_entry(p, status[p.candidate], None, config.distillation is not None)
+        self.entries = [CandidateRecord.priced(p, status[p.candidate], config.distillation is not None)
                         for p in priced]
         self.save("interrupted")
         return chosen
@@ -160,8 +165,8 @@ class _Search:
                          self.strategy.warm_start(p.candidate)) for p in chosen]
         weights: dict[str, str] = {}
         for priced, result in zip(chosen, self.executor.map(jobs, may_stop_early=True)):
-            status = "stopped_early" if result.stopped_early else "trained"
-            self._entry(priced.candidate.id).update(status=status, accuracy=result.accuracy, curve=result.curve)
+            status = "stopped_early" if result.stopped_early else TRAINED
+            self._update(priced.candidate.id, status=status, accuracy=result.accuracy, curve=tuple(result.curve))
             weights[priced.candidate.id] = result.weights
             stopped = f" (stopped after epoch {len(result.curve)})" if result.stopped_early else ""
             self.runtime.log(f"{priced.candidate.id}: accuracy {result.accuracy:.4f}{stopped}, "
@@ -170,16 +175,16 @@ class _Search:
         return weights
 
     def _export_frontier(self, weights: dict[str, str]) -> None:
-        self.frontier = pareto_ids(self.entries, self.phase)
+        trained = [e for e in self.entries if e.status == TRAINED]
+        self.frontier = [e.id for e in pareto_front(trained, self.phase)]
         for candidate_id in self.frontier:
-            entry = self._entry(candidate_id)
-            entry["on_frontier"] = True
-            entry["export"] = export_candidate(self.source, Candidate.from_dict(entry["config"]),
-                                               weights[candidate_id], self.paths.out, self.pricer,
-                                               self.runtime.log)
+            entry = next(e for e in self.entries if e.id == candidate_id)
+            export = export_candidate(self.source, Candidate.from_dict(entry.config), weights[candidate_id],
+                                      self.paths.out, self.pricer, self.runtime.log)
+            self._update(candidate_id, on_frontier=True, export=export)
 
-    def _entry(self, candidate_id: str) -> dict[str, Any]:
-        return next(e for e in self.entries if e["id"] == candidate_id)
+    def _update(self, candidate_id: str, **changes: Any) -> None:
+        self.entries = [dataclasses.replace(e, **changes) if e.id == candidate_id else e for e in self.entries]
 
     def _reshapes(self) -> list[tuple[float, float]]:
         grid = [(a, r) for a in self.config.alphas for r in self.config.rhos if (a, r) != (1.0, 1.0)]
@@ -189,27 +194,15 @@ class _Search:
             return []
         return grid
 
-    def _size(self, priced: Priced) -> float:
-        return BUDGET_UNITS[self.config.objective](priced, self.phase)
-
-    def _budget(self) -> float:
-        if self.config.objective == "latency":
-            return self.config.latency_budget_s
-        # DeepReDuce's proxy: the ReLU count whose share of the baseline's latency is the budget
-        return self.config.latency_budget_s / self.baseline.seconds(self.phase) * self.baseline.relus
-
-    def save(self, status: str) -> dict[str, Any]:
-        config = self.config
-        document = {
-            "schema": SCHEMA, "status": status, "command": shlex.join(sys.argv),
-            "model": self.source.name, "dataset": config.data.name, "strategy": config.strategy,
-            "objective": config.objective, "seed": config.seed,
-            "setting": {**config.setting.to_dict(), "latency_budget_s": config.latency_budget_s},
-            "baseline": {"relus": self.baseline.relus, "latency": self.baseline.latency,
-                         "communication": self.baseline.communication, "accuracy": self.baseline_accuracy},
-            "criticality": self.criticality.rows(config.objective) if self.criticality else None,
-            "candidates": self.entries, "frontier": self.frontier, "search": config.to_dict(),
-        }
-        write_frontier(self.paths.out, document)
+    def save(self, status: str) -> FrontierDocument:
+        config, baseline = self.config, self.baseline
+        document = FrontierDocument(
+            status=status, command=shlex.join(sys.argv), model=self.source.name, dataset=config.data.name,
+            strategy=config.strategy, seed=config.seed,
+            setting={k: v for k, v in config.setting.to_dict().items() if k != "phase"}, budget=config.budget,
+            baseline=Baseline(baseline.latency, baseline.communication, baseline.relus, self.baseline_accuracy),
+            criticality=self.criticality.records(config.budget.objective) if self.criticality else None,
+            candidates=tuple(self.entries), frontier=tuple(self.frontier), search=config.to_dict())
+        document.write(self.paths.out)
         self.saved = True
         return document

@@ -1,10 +1,10 @@
 """A search's state on disk that cannot be lost: one search at a time per --out, a resume that checks every file
 it will read before it writes any, and no temporary files left behind by writes that a kill cut short.
 
-The files checked and their formats are those the search writes: frontier.json and criticality.json
-(optimizer.results, docs/architecture.md), and in the job cache each training job's job.json, checkpoint.pt,
-result.json and model.pt (optimizer.training), an early-stopped job's marker (optimizer.executors.early_stopping)
-and a gate search's files (optimizer.gate_search).
+The files checked and their formats are those the search writes: frontier.json (read through its records,
+optimizer.records, as every reader reads it) and criticality.json (optimizer.criticality, docs/architecture.md),
+and in the job cache each training job's job.json, checkpoint.pt, result.json and model.pt (optimizer.training),
+an early-stopped job's marker (optimizer.executors.early_stopping) and a gate search's files (optimizer.gate_search).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from optimizer import gate_search
 from optimizer.candidate import Candidate
 from optimizer.executors.early_stopping import STOPPED
 from optimizer.models import ModelSource
-from optimizer.results import CANDIDATE_STATUSES, FRONTIER_FILE, SCHEMA, SEARCH_STATUSES
+from optimizer.records import FRONTIER_FILE, FrontierDocument
 from optimizer.training import CHECKPOINT, JOB_SPEC, RESULT, WEIGHTS
 from optimizer.transforms import variants_of
 from pisim.errors import UserError
@@ -131,29 +131,11 @@ class MapOf:
 
 
 @dataclass(frozen=True)
-class OneOf:
-    values: tuple
-
-
-@dataclass(frozen=True)
 class Maybe:
     value: Any  # or None
 
 
-LATENCY = {"online_s": NUMBER, "offline_s": NUMBER, "total_s": NUMBER}
-COMMUNICATION = {"online_bytes": NUMBER, "offline_bytes": NUMBER}
 CURVE = ListOf({"epoch": int, "train_loss": Maybe(NUMBER), "test_accuracy": NUMBER})  # null: a diverged epoch
-FRONTIER = {  # optimizer.search._Search.save, optimizer.results.candidate_entry
-    "schema": OneOf((SCHEMA,)), "status": OneOf(SEARCH_STATUSES), "command": str, "model": str, "dataset": str,
-    "strategy": str, "objective": str, "seed": int, "setting": dict,
-    "baseline": {"relus": int, "latency": LATENCY, "communication": COMMUNICATION, "accuracy": Maybe(NUMBER)},
-    "criticality": Maybe(ListOf(dict)),
-    "candidates": ListOf({"id": str, "config": dict, "relus": int, "latency": LATENCY,
-                          "communication": COMMUNICATION, "cost": dict, "status": OneOf(CANDIDATE_STATUSES),
-                          "accuracy": Maybe(NUMBER), "kd": bool, "curve": CURVE, "on_frontier": bool,
-                          "export": Maybe(str)}),
-    "frontier": ListOf(str), "search": dict,
-}
 CRITICALITY = {"floor_accuracy": NUMBER,  # optimizer.criticality.Criticality.to_dict
                "scores": ListOf({"stage": str, "feature_map": ListOf(int), "relus": int, "latency_s": NUMBER,
                                  "accuracy": NUMBER, "gain": NUMBER})}
@@ -202,9 +184,6 @@ def mismatch(value: Any, form: Any, where: str) -> str | None:
             return f"{field} must be an object, got {_quote(value)}"
         return next((p for key, item in value.items()
                      if (p := mismatch(item, form.value, f"{where}.{key}" if where else str(key)))), None)
-    if isinstance(form, OneOf):
-        return None if value in form.values else \
-            f"{field} must be one of {', '.join(map(str, form.values))}, got {_quote(value)}"
     if isinstance(form, Maybe):
         return None if value is None else mismatch(value, form.value, where)
     kinds = form if isinstance(form, tuple) else (form,)
@@ -265,17 +244,16 @@ def _fail(path: Path, problem: str, hint: str) -> UserError:
     return UserError(f"{path}: {problem}; {hint}")
 
 
-def check_frontier(out: Path) -> dict[str, Any]:
-    """OUT/frontier.json, checked against its format; a UserError names the file and the field otherwise."""
+def check_frontier(out: Path) -> FrontierDocument:
+    """OUT/frontier.json read through its records, with the options it was run with; a UserError names the file
+    and the field otherwise."""
     path = Path(out) / FRONTIER_FILE
     try:
-        document = _checked(path, _read_json, FRONTIER)
-        ids = {entry["id"] for entry in document["candidates"]}
-        unknown = [i for i in document["frontier"] if i not in ids]
-        if unknown:
-            raise CorruptState(f"frontier names {unknown[0]!r}, which is not among its candidates")
-    except CorruptState as problem:
-        raise _fail(path, str(problem), FRONTIER_HINT) from None
+        document = FrontierDocument.read(path)
+    except UserError as problem:
+        raise UserError(f"{problem}; {FRONTIER_HINT}") from None
+    if document.search is None:  # what --resume compares the command's options with
+        raise _fail(path, "missing field 'search'", FRONTIER_HINT)
     return document
 
 

@@ -33,11 +33,7 @@ LAYER_OF_PREFIX = {
 ENTRY = "entry point"
 
 # Known crossings, each to be deleted by the change that removes it. Keep this list short and commented.
-ALLOWED = {
-    # frontier_table / criticality_table build pisim.report Tables; the results-schema work moves them up
-    # into the report layer, and deletes this entry.
-    ("optimizer.results", "pisim.report"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 latency, a finished search is not overwritten, and (slow) a search killed by a real signal resumes to the same
 frontier."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
+from optimizer.records import FrontierDocument
 
 
 # The cheapest search that still decides something: 8x8 digits, one epoch per job, one candidate trained.
@@ -72,6 +74,29 @@ def test_every_frontier_point_fits_the_budget(quick):
             assert fits and entry["status"] == "trained" and 0 <= entry["accuracy"] <= 1
             assert len(entry["curve"]) == 1 and entry["export"].endswith(".pt2")  # --epochs 1
     assert document["baseline"]["latency"]["online_s"] > budget
+
+
+def test_the_frontier_the_search_wrote_reads_back_to_the_same_bytes(quick):
+    path = quick / "frontier.json"
+    assert FrontierDocument.read(path).to_json() == path.read_text()
+
+
+def test_a_relu_objective_search_budgets_and_reports_relus(quick, tmp_path):
+    out = tmp_path / "relus"  # the quick search's cache: its baseline and criticality jobs are reused
+    done = run_cli("search", *QUICK, "--objective", "relus", "--cache-dir", quick / "jobs", "--out", out,
+                   module="optimizer")
+    assert done.returncode == 0, done.stderr
+    document = FrontierDocument.read(out / "frontier.json")
+    baseline, budget = document.baseline, document.search_budget
+    assert budget.unit == "ReLUs" and budget.limit == math.floor(2.5 / baseline.seconds("online") * baseline.relus)
+    said = f"{budget.limit:,} ReLUs (2.5 s at the baseline's rate)"
+    assert f"budget {said}" in done.stderr
+    for candidate in document.candidates:
+        assert (candidate.status != "over_budget") == (candidate.relus <= budget.limit)
+    if document.frontier:
+        assert json.loads(done.stdout)["title"].endswith(f"online budget {said}")
+    else:
+        assert f"no candidate fits the online budget of {said}" in done.stderr
 
 
 def test_pisim_estimate_prices_each_exported_frontier_model_at_its_searched_latency(quick):

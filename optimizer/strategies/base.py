@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
+from optimizer.budget import Budget
 from optimizer.candidate import Candidate
 from optimizer.config import Runtime, SearchConfig
 from optimizer.criticality import Criticality
@@ -23,8 +24,7 @@ class StrategyInputs:
     reshapes: Sequence[tuple[float, float]]
     variants: Variants
     pricer: Pricer
-    size: Callable[[Priced], float]  # a priced candidate in budget units (seconds, or ReLUs for --objective relus)
-    budget: float
+    budget: Budget  # what candidates are held to, in the objective's unit (ReLUs for --objective relus)
     teacher_weights: str
     executor: "Executor"  # runs a strategy's own jobs (the gate search) where the search's training runs
     runtime: Runtime

@@ -17,7 +17,7 @@ class DeepReDuce:
     def enumerate(self, inputs: StrategyInputs) -> list[Candidate]:
         """Every prefix of the cull order (at least one stage keeps its ReLUs), unthinned then thinned,
         at full shape and then at each reshape; the unmodified baseline is not a candidate."""
-        ranking = inputs.criticality.ranking(inputs.config.objective)
+        ranking = inputs.criticality.ranking(inputs.budget.objective)
         network_order = {s.name: i for i, s in enumerate(inputs.stages)}
         found: list[Candidate] = []
         for alpha, rho in [(1.0, 1.0), *inputs.reshapes]:

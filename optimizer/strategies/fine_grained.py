@@ -29,11 +29,12 @@ class FineGrained:
         config, options = inputs.config, inputs.config.fine_grained
         job = GateSearchJob(source=inputs.variants.source, data=config.data, schedule=config.schedule,
                             seed=config.seed, distillation=config.distillation, teacher_weights=inputs.teacher_weights,
-                            options=options, setting=config.setting, objective=config.objective, budget=inputs.budget)
+                            options=options, setting=config.setting, objective=inputs.budget.objective,
+                            budget=inputs.budget.limit)
         result = next(inputs.executor.map([job]))
         runtime = inputs.runtime
         if result.ended_by == "gate_epochs":
-            runtime.log(f"gates: {options.gate_epochs} epochs did not bring the price under {inputs.budget:.4g}; "
+            runtime.log(f"gates: {options.gate_epochs} epochs did not bring the price under {inputs.budget}; "
                         "masked the elements with the lowest gate per unit saved until it fit")
         priced = inputs.pricer.price(result.candidate)
         runtime.log(f"gates ({options.granularity}, {options.replacement}): budget met by {result.ended_by} after "

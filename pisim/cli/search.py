@@ -109,7 +109,7 @@ def build_parser(search_options: bool = True) -> argparse.ArgumentParser:
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
     from optimizer.config import SearchConfig
-    from optimizer.criticality import OBJECTIVES
+    from optimizer.budget import OBJECTIVES
     from optimizer.data import DEFAULT_INPUT_SIZE, LOADERS
     from optimizer.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT
     from optimizer.executors import EXECUTORS
@@ -149,7 +149,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--strategy", choices=list(STRATEGIES), default=defaults.strategy,
                       help="deepreduce: cull, thin and reshape whole stages; fine-grained: keep or drop single ReLUs "
                            "(or channels) by latency-weighted gates (default %(default)s)")
-    plan.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective,
+    plan.add_argument("--objective", choices=OBJECTIVES, default=defaults.budget.objective,
                       help="latency: rank stages by accuracy per second and budget the priced latency; relus: "
                            "DeepReDuce's ReLU-count proxy (budget converted at the baseline's seconds per ReLU) "
                            "(default %(default)s)")
@@ -248,6 +248,7 @@ def _gate_options(args: argparse.Namespace) -> GateOptions:
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
     from optimizer.config import SearchConfig
+    from optimizer.budget import SECONDS, Budget
     from optimizer.data import DEFAULT_INPUT_SIZE, DataSpec
     from optimizer.distill import Distillation
     from optimizer.pricing import SettingChoice
@@ -259,7 +260,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         model=args.model, data=data,
         setting=SettingChoice(args.protocol, args.network, args.client_profile, args.server_profile, args.threads,
                               args.phase),
-        latency_budget_s=args.latency_budget, strategy=args.strategy, objective=args.objective, seed=args.seed,
+        budget=Budget(args.latency_budget, SECONDS, args.phase, args.objective), strategy=args.strategy,
+        seed=args.seed,
         schedule=Schedule(args.epochs, args.batch_size, args.lr), baseline_epochs=args.baseline_epochs,
         criticality_epochs=args.criticality_epochs, max_train=args.max_train,
         distillation=None if args.no_kd else Distillation(args.kd_temperature, args.kd_weight),
@@ -296,8 +298,8 @@ def _search(args: argparse.Namespace) -> int:
     import torch
 
     from optimizer.config import Runtime
-    from optimizer.results import frontier_table
     from optimizer.search import Paths, SearchInterrupted, run_search
+    from pisim.report.search import criticality_table, frontier_table
 
     config = config_from_args(args)
     if args.executor == "local":
@@ -306,15 +308,17 @@ def _search(args: argparse.Namespace) -> int:
     paths = Paths(args.out, args.cache_dir)
     runtime = Runtime(device=args.device, executor=args.executor, executor_options=executor_options(args),
                       progress=not args.no_progress)
+    runtime.on_criticality = lambda stages, floor: runtime.log(criticality_table(
+        stages, floor, config.budget.objective, config.setting.phase).render("table").rstrip())
     try:
         document = run_search(config, paths, resume=args.resume, runtime=runtime)
     except SearchInterrupted as stop:
         print(f"optimizer: {stop} received: state saved in {args.out}; continue with the same command and --resume",
               file=sys.stderr)
         return _signal_exit_code(stop)
-    if not document["frontier"]:
-        print(f"no candidate fits {config.latency_budget_s:g} s {config.setting.phase}; see {paths.out}/frontier.json",
-              file=sys.stderr)
+    if not document.frontier:
+        print(f"no candidate fits the {document.phase} budget of {document.budget.applied(document.baseline)}; "
+              f"see {paths.out}/frontier.json", file=sys.stderr)
         return 0
     emit(frontier_table(document), args)
     return 0

@@ -9,6 +9,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from optimizer.records import pareto_front
 from pisim.errors import UserError
 from pisim.report.references import PricedReference, ReferenceMethod, describe_setting, pricing_caption
 from pisim.report.results import ESTIMATED, TRAINED, Point, ResultsFile
@@ -89,14 +90,7 @@ class Method:
 
     def frontier(self, phase: str | None = None) -> tuple[Summary, ...]:
         """Trained candidates no other trained candidate beats on both latency and mean accuracy, cheapest first."""
-        phase = phase or self.phase
-        ranked = sorted(self.trained, key=lambda c: (c.seconds(phase), -c.accuracy, c.id))
-        frontier, best = [], float("-inf")
-        for candidate in ranked:
-            if candidate.accuracy > best:
-                frontier.append(candidate)
-                best = candidate.accuracy
-        return tuple(frontier)
+        return tuple(pareto_front(self.trained, phase or self.phase))
 
     def progress_notes(self) -> list[str]:
         """What each run finished and, for an interrupted one, what it did not."""
