@@ -1,0 +1,227 @@
+"""Execute single layers under secretflow SPU's Cheetah protocol and print what each cost, as JSON.
+
+This file runs in the SPU environment (`make spu-env`: python3.11 with spu 0.9.5, its own numpy and jax),
+never in PISim's: it imports nothing from PISim, and PISim starts it as a subprocess
+(cost_models/spu.py) with a JSON request on stdin. It prints one JSON document on stdout.
+
+Two parties run as two threads of this process over SPU's in-memory link (its simulator's transport).
+The inputs are random: the activation is secret-shared between the parties; so are a linear layer's
+weights (dealt by party 1, the server), since SPU's Cheetah takes no private inputs: SPU then
+multiplies two shared operands, where Cheetah proper has the server's weights in the clear.
+Both parties' runtimes are built once and run every layer in turn, each `repeats` times after one
+warm-up run: the first warm-up of a kind of layer pays Cheetah's one-time setup (base OTs and the
+silent-OT state, HE keys), which the paper's timings and PISim's per-inference costs exclude; warm-up
+runs are reported apart. Wall seconds are the slower party's `Runtime.run` (SPU works on threads of
+its own, so a party thread's CPU time says little).
+
+SPU reports what a run sent only in its profiling log ("Link details", and per MPC kernel); the
+runner points the process's stdout and stderr at a file while SPU runs and reads those lines back.
+Party 0's runtime profiles: its "send" figures are what party 0 sent and its "recv" figures what
+party 1 sent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+RELU, TRUNCATION, LINEAR, CONV2D = "relu", "truncation", "linear", "conv2d"
+KINDS = (RELU, TRUNCATION, LINEAR, CONV2D)
+FIELDS = {32: "FM32", 64: "FM64", 128: "FM128"}
+# SPU's own fixed-point fraction bits per ring when a config leaves them 0 (libspu/core/config.cc)
+DEFAULT_FRACTION_BITS = {32: 8, 64: 18, 128: 26}
+LINK = re.compile(r"Link details: total send bytes (\d+), recv bytes (\d+), send actions (\d+), recv actions (\d+)")
+KERNEL = re.compile(r"- (\S+), executed (\d+) times, duration ([0-9.e+-]+)s, send bytes (\d+) recv bytes (\d+), "
+                    r"send actions (\d+), recv actions (\d+)")
+SECTION = re.compile(r"(\w+) profiling: total time")
+
+
+def parse_profile(log: str) -> dict:
+    """One run's profiling log (party 0's runtime) -> bytes and messages per party and per MPC kernel."""
+    link = LINK.findall(log)
+    if not link:
+        raise RuntimeError("SPU printed no 'Link details' line: was enable_pphlo_profile set?")
+    sent0, sent1, messages0, messages1 = (int(v) for v in link[-1])
+    kernels, section = {}, None
+    for line in log.splitlines():
+        heading = SECTION.search(line)
+        if heading:
+            section = heading.group(1)
+            continue
+        kernel = KERNEL.search(line)
+        if kernel and section == "MPC":
+            name, calls, seconds, k_sent0, k_sent1, k_msg0, k_msg1 = kernel.groups()
+            kernels[name] = {"calls": int(calls), "seconds": float(seconds),
+                             "bytes_sent": [int(k_sent0), int(k_sent1)], "messages_sent": [int(k_msg0), int(k_msg1)]}
+    return {"bytes_sent": [sent0, sent1], "messages_sent": [messages0, messages1], "kernels": kernels}
+
+
+def _program(layer: dict, rng: np.random.Generator):
+    """The layer as a jax function, its secret input and (for linear layers) party 1's private weights."""
+    import jax
+    import jax.numpy as jnp
+
+    kind = layer["kind"]
+    if kind == RELU:
+        return (lambda x: jnp.maximum(x, 0)), [rng.standard_normal(layer["elements"])], []
+    if kind == TRUNCATION:
+        # a secret times a public fixed-point constant: the product is local, the truncation is not
+        return (lambda x: x * 0.5), [rng.standard_normal(layer["elements"])], []
+    if kind == LINEAR:
+        x = rng.standard_normal((layer.get("batch", 1), layer["in_features"]))
+        w = rng.standard_normal((layer["in_features"], layer["out_features"])) / np.sqrt(layer["in_features"])
+        return (lambda x, w: x @ w), [x], [w]
+    if kind == CONV2D:
+        k, s, p = layer["kernel"], layer.get("stride", 1), layer.get("padding", layer["kernel"] // 2)
+        x = rng.standard_normal((1, layer["in_channels"], layer["height"], layer["width"]))
+        w = rng.standard_normal((layer["out_channels"], layer["in_channels"], k, k)) / np.sqrt(layer["in_channels"] * k * k)
+
+        def conv(x, w):
+            return jax.lax.conv_general_dilated(x, w, (s, s), [(p, p), (p, p)],
+                                                dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return conv, [x], [w]
+    raise ValueError(f"unknown layer kind {kind!r}; expected one of {KINDS}")
+
+
+def _reference(fn, secret, private) -> np.ndarray:
+    return np.asarray(fn(*[a.astype(np.float32) for a in (*secret, *private)]))
+
+
+class _Capture:
+    """Points file descriptors 1 and 2 at a file (SPU's C++ logger writes there) and reads what was added."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile(mode="w+b")
+        self.saved = [os.dup(1), os.dup(2)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.file.fileno(), 1)
+        os.dup2(self.file.fileno(), 2)
+        self.offset = 0
+
+    def new_text(self) -> str:
+        self.file.seek(self.offset)
+        data = self.file.read()
+        self.offset += len(data)
+        self.file.seek(0, os.SEEK_END)
+        return data.decode("utf-8", "replace")
+
+    def restore(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved in zip((1, 2), self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def _compile(layer: dict, spu: dict, rng: np.random.Generator) -> dict:
+    libspu, spu_api, spu_fe = spu["libspu"], spu["api"], spu["frontend"]
+    fn, secret, private = _program(layer, rng)
+    args = [a.astype(np.float32) for a in (*secret, *private)]
+    names = [f"in{i}" for i in range(len(args))]
+    executable, _ = spu_fe.compile(spu_fe.Kind.JAX, fn, args, {}, names, [libspu.Visibility.VIS_SECRET] * len(args),
+                                   lambda outs: [f"out{i}" for i in range(len(outs))])
+    io = spu_api.Io(2, spu["config"])
+    # SPU's Cheetah io has no private values (cheetah/io.cc refuses VIS_PRIVATE): the weights are secret
+    # shares too, dealt with owner_rank 1 (the server), so SPU multiplies two shared operands (mmul_aa)
+    shares = [io.make_shares(a, libspu.Visibility.VIS_SECRET) for a in secret]
+    shares += [io.make_shares(a, libspu.Visibility.VIS_SECRET, owner_rank=1) for a in private]
+    return {"layer": layer, "executable": executable, "names": names, "shares": shares, "io": io,
+            "expected": _reference(fn, secret, private)}
+
+
+def _run_all(jobs: list[dict], spu: dict, repeats: int, capture: _Capture) -> list[dict]:
+    """Both parties' runtimes, built once, run every job 1 + `repeats` times in turn; party 0 profiles."""
+    libspu, spu_api, config = spu["libspu"], spu["api"], spu["config"]
+    desc = libspu.link.Desc()
+    for rank in range(2):
+        desc.add_party(f"party{rank}", f"thread{rank}")
+    runs = 1 + repeats
+    wall = {(j, run, rank): 0.0 for j in range(len(jobs)) for run in range(runs) for rank in range(2)}
+    outputs: dict = {}
+    logs: dict = {}
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def party(rank: int) -> None:
+        try:
+            rank_config = libspu.RuntimeConfig(config)
+            rank_config.enable_pphlo_profile = rank_config.enable_hal_profile = rank == 0
+            runtime = spu_api.Runtime(libspu.link.create_mem(desc, rank), rank_config)
+            for j, job in enumerate(jobs):
+                for run in range(runs):
+                    for name, share in zip(job["names"], job["shares"]):
+                        runtime.set_var(name, share[rank])
+                    barrier.wait()
+                    started = time.perf_counter()
+                    runtime.run(job["executable"])
+                    wall[j, run, rank] = time.perf_counter() - started
+                    barrier.wait()  # both done: party 0's profile of this run is complete
+                    if rank == 0:
+                        logs[j, run] = capture.new_text()
+                outputs[j, rank] = runtime.get_var(job["executable"].output_names[0])
+                for name in job["names"]:
+                    runtime.del_var(name)
+        except BaseException as error:  # reported by the main thread; a failed party must not hang the other
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=party, args=(rank,)) for rank in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    results = []
+    for j, job in enumerate(jobs):
+        measured = []
+        for run in range(runs):
+            entry = parse_profile(logs[j, run])
+            entry["wall_s"] = max(wall[j, run, 0], wall[j, run, 1])
+            measured.append(entry)
+        result = job["io"].reconstruct([outputs[j, 0], outputs[j, 1]])
+        results.append({**job["layer"],
+                        "pphlo_ops": sorted(set(re.findall(r"pphlo\.(\w+)", job["executable"].code.decode()))),
+                        "max_abs_error": float(np.max(np.abs(result - job["expected"]))),
+                        "warm_up": measured[0], "runs": measured[1:]})
+    return results
+
+
+def execute(request: dict) -> dict:
+    import spu
+    import spu.api as spu_api
+    import spu.libspu as libspu
+    import spu.utils.frontend as spu_fe
+
+    field_bits = request.get("field_bits", 64)
+    config = libspu.RuntimeConfig(protocol=libspu.ProtocolKind.CHEETAH, field=getattr(libspu.FieldType, FIELDS[field_bits]))
+    config.fxp_fraction_bits = request.get("fraction_bits", DEFAULT_FRACTION_BITS[field_bits])
+    rng = np.random.default_rng(request.get("seed", 0))
+    handles = {"libspu": libspu, "api": spu_api, "frontend": spu_fe, "config": config}
+    jobs = [_compile(layer, handles, rng) for layer in request["layers"]]
+    capture = _Capture()
+    try:
+        layers = _run_all(jobs, handles, request.get("repeats", 3), capture)
+    finally:
+        capture.restore()
+    return {"schema": "pisim.spu-run/1", "spu": spu.__version__, "protocol": "cheetah", "field_bits": field_bits,
+            "fraction_bits": config.fxp_fraction_bits, "parties": 2, "transport": "in-memory link, two threads",
+            "layers": layers}
+
+
+def main() -> int:
+    request = json.load(sys.stdin)
+    json.dump(execute(request), sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
