@@ -2,7 +2,8 @@
 
 This file runs in the SPU environment (`make spu-env`: python3.11 with spu 0.9.5, its own numpy and jax),
 never in PISim's: it imports nothing from PISim, and PISim starts it as a subprocess
-(cost_models/spu.py) with a JSON request on stdin. It prints one JSON document on stdout.
+(cost_models/spu.py) with a JSON request on stdin. It prints one JSON document on stdout, on a line of its own: the last line that
+starts with "{" (SPU's C++ logger may write to stdout too).
 
 Two parties run as two threads of this process over SPU's in-memory link (its simulator's transport).
 The inputs are random: the activation is secret-shared between the parties; so are a linear layer's
@@ -205,9 +206,10 @@ def execute(request: dict) -> dict:
     config.fxp_fraction_bits = request.get("fraction_bits", DEFAULT_FRACTION_BITS[field_bits])
     rng = np.random.default_rng(request.get("seed", 0))
     handles = {"libspu": libspu, "api": spu_api, "frontend": spu_fe, "config": config}
-    jobs = [_compile(layer, handles, rng) for layer in request["layers"]]
-    capture = _Capture()
+    capture = _Capture()  # before compiling: SPU logs from the first call on
     try:
+        jobs = [_compile(layer, handles, rng) for layer in request["layers"]]
+        capture.new_text()
         layers = _run_all(jobs, handles, request.get("repeats", 3), capture)
     finally:
         capture.restore()

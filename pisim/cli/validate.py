@@ -16,13 +16,15 @@ EXAMPLES = """examples:
   pisim calibrate --quick --out here.toml
   pisim validate cifar-resnet18 --layers layer2.0.relu1,layer1.0.conv1 --profile here.toml
   pisim validate cifar-resnet18 --layers layer3.0.relu2 --profile here.toml --tolerance 15 --format md
+  pisim validate cifar-resnet18 --input-size 3x64x64 --protocol cheetah --layers relu,conv1,linear \
+      --profile spu.toml       a real Cheetah in SPU (`make spu-env`; profile from calibrate --protocol cheetah)
 """
 
-UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B"}
+UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B", "flights": "messages", "time_s": "s"}
 MAX_TOLERANCE_PCT = 1e6  # a prediction off by more than 10,000x is no prediction; larger is a typo
 MAX_REPEATS = 1000  # each repeat executes the layer's real cryptography: seconds to minutes apiece
 TERMS = {"client_s": "client compute", "server_s": "server compute", "up_bytes": "client -> server",
-         "down_bytes": "server -> client"}
+         "down_bytes": "server -> client", "flights": "message flights", "time_s": "wall time"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--server-profile", metavar="TOML", help="server profile (default: --profile)")
     parser.add_argument("--protocol", default="delphi", metavar="NAME_OR_TOML",
                         help="protocol whose prediction is checked (default: %(default)s; validate executes "
-                             "Delphi-style garbled ReLUs and preprocessed HE convs)")
+                             "Delphi-style garbled ReLUs and preprocessed HE convs; cheetah executes relu, linear "
+                             "and conv2d layers in secretflow SPU, a conv as SPU lowers it: im2col + HE matmul)")
     parser.add_argument("--tolerance", type=finite_float(0, MAX_TOLERANCE_PCT), metavar="PCT",
                         help="exit 1 when any term of any layer is off by more than PCT percent")
     parser.add_argument("--repeats", type=int_in_range(1, MAX_REPEATS), default=3, metavar="N",
@@ -73,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--layers names no layer")
     args.strict = False
     graph = capture_from_args(args).graph
+    if args.protocol == "cheetah":
+        return _run_cheetah(args, graph, client, server, names)
     setting = cost_models.load_setting(args.protocol, "lan", client, server, threads=1)
     fixed = {**implementation_constants(server), **implementation_constants(client)}
     setting = with_implementation(setting, fixed)
@@ -85,10 +90,30 @@ def run(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
     emit(_table(results, args.tolerance, bool(fixed)), args)
-    if args.tolerance is not None:
-        missed = [r.op.label for r in results if r.misses(args.tolerance)]
+    return _missed(results, args.tolerance)
+
+
+def _run_cheetah(args: argparse.Namespace, graph, client: str, server: str, names: list[str]) -> int:
+    import cost_models
+    from cost_models import validate_cheetah
+
+    setting = cost_models.load_setting("cheetah", "loopback", client, server, threads=1)
+    ops = validate_cheetah.select_layers(graph, names)
+    print(f"executing {len(ops)} layer(s) in SPU's Cheetah, {args.repeats} run(s) each after a warm-up ...",
+          file=sys.stderr)
+    results = validate_cheetah.validate(graph, ops, setting, args.repeats, args.seed)
+    table = _table(results, args.tolerance, False)
+    table.notes[-1] = ("error = (predicted - measured) / measured; both parties on this machine over SPU's in-memory "
+                       "link, priced on the loopback network, one thread")
+    emit(table, args)
+    return _missed(results, args.tolerance)
+
+
+def _missed(results, tolerance: float | None) -> int:
+    if tolerance is not None:
+        missed = [r.op.label for r in results if r.misses(tolerance)]
         if missed:
-            print(f"outside {args.tolerance:g}%: {', '.join(missed)}", file=sys.stderr)
+            print(f"outside {tolerance:g}%: {', '.join(missed)}", file=sys.stderr)
             return 1
     return 0
 
@@ -121,4 +146,4 @@ def _table(results, tolerance: float | None, implementation: bool) -> Table:
 
 
 def _amount(value: float, key: str) -> str:
-    return f"{value:.3g} s" if UNITS[key] == "s" else f"{value:,.0f} B"
+    return f"{value:.3g} s" if UNITS[key] == "s" else f"{value:,.0f} {UNITS[key]}"
