@@ -32,6 +32,8 @@ UNIT_RANGES: dict[str, tuple[float, float]] = {
     "AND gates": (0.0, 1e6),
     "slots": (0.0, 2.0**20),
     "round trips": (0.0, 1e6),
+    "coefficients": (0.0, 2.0**20),
+    "bit per ring bit": (0.0, 1e3),
 }
 
 
@@ -74,6 +76,8 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: malformed TOML ({error})") from None
     except RecursionError:
         raise UserError(f"{path}: nested more than {MAX_NESTING} levels deep; not a PISim data file") from None
+    except ValueError as error:  # Python's limit on integer digits: no constant is thousands of digits long
+        raise UserError(f"{path}: malformed TOML ({str(error).splitlines()[0][:200]})") from None
     return check_nesting(document, str(path))
 
 
@@ -99,10 +103,11 @@ class ConstantFile:
         return self.constants[key].value
 
     @classmethod
-    def read(cls, kind: str, name_or_path: str | Path, schema: str, specs: Mapping[str, "ConstantSpec"]):
+    def read(cls, kind: str, name_or_path: str | Path, schema: str, specs: Mapping[str, "ConstantSpec"],
+             optional: Mapping[str, "ConstantSpec"] | None = None):
         path, document = read_data_file(kind, name_or_path, schema)
         return cls(require(document, "name", str, path), require(document, "description", str, path), path,
-                   parse_constants(document, specs, path))
+                   parse_constants(document, specs, path, optional))
 
 
 def require(document: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -112,19 +117,21 @@ def require(document: Mapping[str, Any], key: str, kind: type, where: Path) -> A
     return value
 
 
-def parse_constants(document: Mapping[str, Any], specs: Mapping[str, ConstantSpec],
-                    where: Path) -> dict[str, Constant]:
-    """The `[constants]` tables of a data file, checked against `specs` (extra constants are refused)."""
+def parse_constants(document: Mapping[str, Any], specs: Mapping[str, ConstantSpec], where: Path,
+                    optional: Mapping[str, ConstantSpec] | None = None) -> dict[str, Constant]:
+    """The `[constants]` tables of a data file, checked against `specs` (all required) and `optional` (those
+    only some files have); any other constant is refused."""
     tables = document.get("constants")
     if not isinstance(tables, dict):
         raise UserError(f"{where}: missing [constants] tables")
     missing = sorted(set(specs) - set(tables))
     if missing:
         raise UserError(f"{where}: missing constants: {', '.join(missing)}")
-    unknown = sorted(set(tables) - set(specs))
+    known = {**(optional or {}), **specs}
+    unknown = sorted(set(tables) - set(known))
     if unknown:
-        raise UserError(f"{where}: unknown constants: {', '.join(unknown)} (expected: {', '.join(sorted(specs))})")
-    return {name: _constant(name, tables[name], specs[name], where) for name in specs}
+        raise UserError(f"{where}: unknown constants: {', '.join(unknown)} (expected: {', '.join(sorted(known))})")
+    return {name: _constant(name, tables[name], known[name], where) for name in known if name in tables}
 
 
 def _constant(name: str, table: Any, spec: ConstantSpec, where: Path) -> Constant:

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from cost_models.cost import PHASES, ZERO, Cost
+from cost_models.fixed_point import folded_batchnorms, truncations
+from cost_models.handlers import Handler
 from cost_models.setting import PricingSetting
 from pisim.graph import OpGraph, OpKind, OpNode
 
@@ -12,7 +14,11 @@ COST_CONVENTIONS = (
     "online and offline are separate phases; latency of a phase = client compute + server compute "
     "+ bytes up / upload bandwidth + bytes down / download bandwidth + round trips x RTT (no overlap)",
     "up = client -> server, down = server -> client; storage = bytes held from offline until online",
-    "compute divides by --threads (linear speed-up, as the Cryptonite simulator assumes)",
+    "compute divides by --threads (linear speed-up, as the Cryptonite simulator assumes), except where a "
+    "layer splits into fewer pieces than threads (Cheetah: filters of a conv; OT layers: elements), which "
+    "caps its speed-up; bytes and round trips do not change with threads",
+    "a batch norm that only follows a conv or linear layer is folded into it and costs nothing",
+    "fixed-point protocols truncate once after each product, after the ReLU it feeds when there is one",
     "ReLU6 priced as the protocol computes it: Delphi's circuit always clamps at 6, so it costs a ReLU; "
     "OT-based comparison needs a second comparison",
     "max-pool comparisons priced as ReLUs: max(a, b) = b + ReLU(a - b)",
@@ -117,6 +123,8 @@ def price(graph: OpGraph, setting: PricingSetting, relu_kept: Mapping[str, int] 
     if protocol.setup:
         setup = sum((h.price(None, 0, ctx) for h in protocol.setup), ZERO)
         layers.append(LayerCost(SETUP, SETUP, "setup", 0, 0, setup.compute_scaled(setting.threads)))
+    folded = folded_batchnorms(graph)
+    truncated = truncations(graph, folded) if protocol.truncation else {}
     total_relus = 0
     for op in graph.ops:
         handler = protocol.ops.get(op.kind)
@@ -124,18 +132,37 @@ def price(graph: OpGraph, setting: PricingSetting, relu_kept: Mapping[str, int] 
             if op.kind not in (OpKind.INPUT, OpKind.OUTPUT, OpKind.SHAPE):
                 unpriced.append(op)
             continue
+        if op.name in folded:
+            continue
         relus = _kept(op, relu_kept)
         units = relus if op.kind == OpKind.RELU else op.comparisons
         poly = int(poly_elements.get(op.name, 0))
-        cost = handler.price(op, units, ctx)
+        cost = _threaded(handler, op, units, setting)
         if poly:
-            cost = cost + protocol.poly.price(op, poly, ctx)
-        if cost is ZERO and not relus:
-            continue
-        total_relus += relus
-        layers.append(LayerCost(op.name, op.label, op.kind.value, relus, poly, cost.compute_scaled(setting.threads)))
+            cost = cost + _threaded(protocol.poly, op, poly, setting)
+        if cost is not ZERO or relus:
+            total_relus += relus
+            layers.append(LayerCost(op.name, op.label, op.kind.value, relus, poly, cost))
+        if op.name in truncated:
+            layers.append(_truncation_layer(op, truncated[op.name].after_relu, relus, setting))
     total = sum((layer.cost for layer in layers), ZERO)
     return Estimate(setting, tuple(layers), total, total_relus, graph, tuple(unpriced))
+
+
+def _threaded(handler: Handler, op: OpNode, units: float, setting: PricingSetting) -> Cost:
+    cost = handler.price(op, units, setting.context)
+    if handler.parallel_work is None:
+        return cost.compute_scaled(setting.threads)
+    return cost.compute_scaled(max(1.0, min(setting.threads, handler.parallel_work(op, units, setting.context))))
+
+
+def _truncation_layer(op: OpNode, after_relu: bool, relus: int, setting: PricingSetting) -> LayerCost:
+    """The truncation after `op`: a ReLU's kept elements have a known MSB, the ones it no longer computes do not."""
+    known = relus if after_relu else 0
+    handlers = setting.protocol.truncation
+    cost = (_threaded(handlers["known_msb"], op, known, setting)
+            + _threaded(handlers["unknown_msb"], op, op.output_elements - known, setting))
+    return LayerCost(f"{op.name}.truncation", f"{op.label} (truncation)", "truncation", 0, 0, cost)
 
 
 def _kept(op: OpNode, relu_kept: Mapping[str, int]) -> int:

@@ -7,19 +7,23 @@ needs (which party garbles, in which phase), and the protocol loader checks the 
 supplies exactly those.
 
 A handler gets the op, `units` (ReLU elements still kept at a ReLU call site, comparisons at a
-max-pool, polynomial elements for `poly`) and the `Context`, and returns a `Cost`.
+max-pool, polynomial elements for `poly`, elements for a protocol's `truncation` handlers) and the
+`Context`, and returns a `Cost`. A handler whose work splits into fewer independent pieces than there
+are threads says how many (`parallel_work`); the estimate divides its compute by the smaller of the two.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from cost_models.constants import Constant, ConstantSpec
 from cost_models.cost import PHASES, ZERO, Cost
+from cost_models import coefficient_packing
 from cost_models.he_packing import HeLinearCounts, conv_counts, fc_counts
 from cost_models.primitives import (Parties, compute, encode_labels, evaluate, garble, he_client_round_trip,
-                                    he_evaluate, hold, oblivious_transfers, other, send, send_labels, share_macs)
+                                    he_evaluate, hold, oblivious_transfers, ot_subprotocol, other, send, send_labels,
+                                    share_macs)
 from cost_models.profiles import HardwareProfile
 from pisim.graph import OpKind, OpNode
 
@@ -43,6 +47,7 @@ class Context:
 
 
 HandlerFn = Callable[[OpNode, float, Context], Cost]
+WorkFn = Callable[[OpNode, float, Context], float]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class Handler:
     constants: Mapping[str, ConstantSpec] = field(default_factory=dict)
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
+    # optional profile constants it reads (profiles.OPTIONAL_PROFILE_CONSTANTS); both profiles must have them
+    profile_constants: tuple[str, ...] = ()
+    # independent pieces of work the threads share; None: as many as there are threads (linear speed-up)
+    parallel_work: WorkFn | None = None
 
 
 PARTIES = ("client", "server")
@@ -68,11 +77,6 @@ _GC = {
 }
 _HE = {"he_slots": ConstantSpec("slots", positive=True), "he_ciphertext_bytes": ConstantSpec("B", positive=True)}
 _SHARES = {"share_bytes": ConstantSpec("B", positive=True)}
-_OT_RELU = {
-    "ot_relu_up_bytes": ConstantSpec("B"),
-    "ot_relu_down_bytes": ConstantSpec("B"),
-    "ot_relu_rounds": ConstantSpec("round trips"),
-}
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -117,16 +121,6 @@ def garbled_relu(op: OpNode, units: float, ctx: Context) -> Cost:
     return garbling + inputs + evaluation + hold(**storage)
 
 
-def ot_relu(op: OpNode, units: float, ctx: Context) -> Cost:
-    """OT-based ReLU (millionaire comparison plus multiplexer, all online); a ReLU6 needs two comparisons."""
-    if units == 0:
-        return ZERO
-    c = ctx.constants
-    comparisons = units * (2 if op.attrs.get("clamp") is not None else 1)
-    return (send("online", "client", comparisons * c["ot_relu_up_bytes"], rounds=c["ot_relu_rounds"] / 2)
-            + send("online", "server", comparisons * c["ot_relu_down_bytes"], rounds=c["ot_relu_rounds"] / 2))
-
-
 def he_linear_preprocessed(op: OpNode, units: float, ctx: Context) -> Cost:
     """Delphi: HE offline on the client's random mask r (client pre-rotates and encrypts every filter tap),
     then online the client sends its share x - r and the server applies the layer in the clear on it."""
@@ -145,10 +139,146 @@ def he_linear_online(op: OpNode, units: float, ctx: Context) -> Cost:
     return he_client_round_trip("online", counts, ctx.parties) + he_evaluate("online", counts, ctx.parties)
 
 
-def he_linear_rotation_free(op: OpNode, units: float, ctx: Context) -> Cost:
-    """Cheetah-style: ciphertext counts and multiplies as packed HE, but no rotations (coefficient encoding)."""
-    counts = replace(he_counts(op, ctx, server_rotates_input=True), key_switches=0)
-    return he_client_round_trip("online", counts, ctx.parties) + he_evaluate("online", counts, ctx.parties)
+# ---- Cheetah and SCI_HE (CrypTFlow2): everything online, over the ring Z_2^l (reference 4.4) ----
+
+def _padded_input(op: OpNode) -> tuple[int, int]:
+    _, _, height, width = op.input_shapes[0]
+    pad_h, pad_w = op.attrs["padding"] if not isinstance(op.attrs["padding"], str) else (0, 0)
+    return height + 2 * pad_h, width + 2 * pad_w
+
+
+def coefficient_counts(op: OpNode, ctx: Context) -> HeLinearCounts:
+    """Cheetah's HomCONV / HomFC / HomBN counts of a call site (grouped convs: one conv per group)."""
+    degree = int(ctx.constants["he_degree"])
+    if op.kind == OpKind.LINEAR:
+        return coefficient_packing.fc_counts(op.attrs["in_features"], op.attrs["out_features"], degree)
+    if op.kind == OpKind.BATCHNORM:
+        channels, *spatial = op.output_shape[1:]
+        return coefficient_packing.batchnorm_counts(channels, math.prod(spatial), 1, degree)
+    height, width = _padded_input(op)
+    groups = op.attrs["groups"]
+    per_group = coefficient_packing.conv_counts(
+        op.attrs["in_channels"] // groups, op.attrs["out_channels"] // groups, height, width,
+        tuple(op.attrs["kernel_size"]), op.attrs["stride"][0], degree)
+    return per_group.times(groups)
+
+
+def he_coefficient_linear(op: OpNode, units: float, ctx: Context) -> Cost:
+    """Cheetah: the client encrypts its share block by block, the server adds its own share, multiplies by
+    the encoded weights (no rotations), masks the results and returns them modulus-switched and truncated.
+    A returned ciphertext's cost (`coeff_he_return`) covers the server's masking and the client's decryption:
+    the paper's single-party timings cannot split them, so it is charged to the server."""
+    counts = coefficient_counts(op, ctx)
+    c, p = ctx.constants, ctx.parties
+    returned = c["he_fc_download_ciphertext_bytes"] if op.kind == OpKind.LINEAR else c["he_download_ciphertext_bytes"]
+    return (compute("online", "client", counts.uploads * p.client["coeff_he_encrypt"])
+            + compute("online", "server", counts.multiplies * p.server["coeff_he_ct_pt_multiply"]
+                      + counts.downloads * p.server["coeff_he_return"])
+            + send("online", "client", counts.uploads * c["he_upload_ciphertext_bytes"])
+            + send("online", "server", counts.downloads * returned))
+
+
+def coefficient_work(op: OpNode, units: float, ctx: Context) -> float:
+    """OpenCheetah's thread pool splits a conv by filter, an FC by returned ciphertext, a BN by polynomial."""
+    if op.kind == OpKind.CONV2D:
+        return op.attrs["out_channels"]
+    return coefficient_counts(op, ctx).downloads
+
+
+def _simd_sizes(ctx: Context) -> tuple[float, float]:
+    return ctx.constants["he_upload_ciphertext_bytes"], ctx.constants["he_download_ciphertext_bytes"]
+
+
+def he_simd_linear(op: OpNode, units: float, ctx: Context) -> Cost:
+    """SCI_HE: Gazelle's SIMD-packed conv and FC online (server rotates the encrypted input per filter tap),
+    with the returned ciphertexts modulus-switched to fewer primes than the uploaded ones."""
+    counts = he_counts(op, ctx, server_rotates_input=True)
+    return he_client_round_trip("online", counts, ctx.parties, _simd_sizes(ctx)) + he_evaluate("online", counts,
+                                                                                                ctx.parties)
+
+
+def he_simd_elementwise(op: OpNode, units: float, ctx: Context) -> Cost:
+    """SCI_HE batch norm: a slot-wise product, one ciphertext each way per `he_slots` elements."""
+    batches = math.ceil(op.output_elements / ctx.constants["he_slots"])
+    counts = HeLinearCounts(multiplies=batches, key_switches=0, uploads=batches, downloads=batches)
+    return he_client_round_trip("online", counts, ctx.parties, _simd_sizes(ctx)) + he_evaluate("online", counts,
+                                                                                                ctx.parties)
+
+
+def simd_work(op: OpNode, units: float, ctx: Context) -> float:
+    """Assumption: SCI_HE's OpenMP loops split a layer by ciphertext (the larger of inputs and outputs)."""
+    if op.kind == OpKind.BATCHNORM:
+        return math.ceil(op.output_elements / ctx.constants["he_slots"])
+    counts = he_counts(op, ctx, server_rotates_input=True)
+    return max(counts.uploads, counts.downloads)
+
+
+def _comparison_with_mux_bits(ctx: Context, muxes: int = 1) -> float:
+    """One secure max step: DReLU (a millionaire comparison on the l - 1 low bits, whose carry and the two
+    MSB shares give the sign) and `muxes` multiplexers that select by it (SCI relu-ring.h, aux-protocols)."""
+    c = ctx.constants
+    ring = c["ring_bits"]
+    return (c["comparison_bits_per_ring_bit"] * (ring - 1)
+            + muxes * (c["multiplexer_bits_per_ring_bit"] * ring + c["multiplexer_fixed_bits"]))
+
+
+def _max_rounds(ctx: Context) -> float:
+    return ctx.constants["comparison_rounds"] + ctx.constants["multiplexer_rounds"]
+
+
+def ot_relu(op: OpNode, units: float, ctx: Context) -> Cost:
+    """ReLU by OT: DReLU by the millionaire protocol, then a multiplexer; a ReLU6 needs both twice."""
+    if units == 0:
+        return ZERO
+    steps = 2 if op.attrs.get("clamp") is not None else 1
+    bits = steps * units * _comparison_with_mux_bits(ctx)
+    return ot_subprotocol("online", bits / 8, steps * _max_rounds(ctx), ctx.roles["ot_extension"], ctx.parties)
+
+
+def ot_maxpool(op: OpNode, units: float, ctx: Context) -> Cost:
+    """Max-pool as a tournament: each comparison a ReLU of a difference, ceil(log2(window)) rounds of them."""
+    if units == 0:
+        return ZERO
+    kh, kw = op.attrs["kernel_size"]
+    levels = math.ceil(math.log2(kh * kw))
+    return ot_subprotocol("online", units * _comparison_with_mux_bits(ctx) / 8, levels * _max_rounds(ctx),
+                          ctx.roles["ot_extension"], ctx.parties)
+
+
+def ot_argmax(op: OpNode, units: float, ctx: Context) -> Cost:
+    """The label instead of the logits: a tournament over the n outputs (n - 1 comparisons, each selecting
+    the larger value and its index), then the winning index is revealed to the client."""
+    n = op.output_elements
+    if n < 2:
+        return reveal_output(op, units, ctx)
+    bits = (n - 1) * _comparison_with_mux_bits(ctx, muxes=2)
+    rounds = math.ceil(math.log2(n)) * _max_rounds(ctx)
+    return (ot_subprotocol("online", bits / 8, rounds, ctx.roles["ot_extension"], ctx.parties)
+            + send("online", "server", ctx.constants["share_bytes"]))
+
+
+def ot_truncation(op: OpNode, units: float, ctx: Context) -> Cost:
+    """Truncation by f bits of elements whose sign is unknown (Cheetah Table 1: < 13l bits each)."""
+    if units == 0:
+        return ZERO
+    c = ctx.constants
+    bits = units * c["truncation_bits_per_ring_bit"] * c["ring_bits"]
+    return ot_subprotocol("online", bits / 8, c["truncation_rounds"], ctx.roles["ot_extension"], ctx.parties)
+
+
+def ot_truncation_known_msb(op: OpNode, units: float, ctx: Context) -> Cost:
+    """Truncation right after a ReLU, whose MSB is known to be 0 (Cheetah Table 1: f + 4 bits each)."""
+    if units == 0:
+        return ZERO
+    c = ctx.constants
+    bits = units * (c["fraction_bits"] + c["known_msb_truncation_extra_bits"])
+    return ot_subprotocol("online", bits / 8, c["known_msb_truncation_rounds"], ctx.roles["ot_extension"],
+                          ctx.parties)
+
+
+def element_work(op: OpNode, units: float, ctx: Context) -> float:
+    """SCI splits the elements of an OT-based layer across threads, each with its own channel."""
+    return max(units, 1)
 
 
 def shares_local(op: OpNode, units: float, ctx: Context) -> Cost:
@@ -192,15 +322,54 @@ def no_cost(op: OpNode | None, units: float, ctx: Context) -> Cost:
     return ZERO
 
 
+_RING = {"ring_bits": ConstantSpec("bit", positive=True), "share_bytes": ConstantSpec("B", positive=True)}
+_MAX = {**_RING,
+        "comparison_bits_per_ring_bit": ConstantSpec("bit per ring bit"),
+        "comparison_rounds": ConstantSpec("round trips"),
+        "multiplexer_bits_per_ring_bit": ConstantSpec("bit per ring bit"),
+        "multiplexer_fixed_bits": ConstantSpec("bit"),
+        "multiplexer_rounds": ConstantSpec("round trips")}
+_TRUNCATION = {"ring_bits": ConstantSpec("bit", positive=True),
+               "truncation_bits_per_ring_bit": ConstantSpec("bit per ring bit"),
+               "truncation_rounds": ConstantSpec("round trips")}
+_KNOWN_MSB = {"fraction_bits": ConstantSpec("bit", positive=True),
+              "known_msb_truncation_extra_bits": ConstantSpec("bit"),
+              "known_msb_truncation_rounds": ConstantSpec("round trips")}
+_COEFFICIENT_HE = {"he_degree": ConstantSpec("coefficients", positive=True),
+                   "he_upload_ciphertext_bytes": ConstantSpec("B", positive=True),
+                   "he_download_ciphertext_bytes": ConstantSpec("B", positive=True),
+                   "he_fc_download_ciphertext_bytes": ConstantSpec("B", positive=True)}
+_SIMD_HE = {"he_slots": ConstantSpec("slots", positive=True),
+            "he_upload_ciphertext_bytes": ConstantSpec("B", positive=True),
+            "he_download_ciphertext_bytes": ConstantSpec("B", positive=True)}
+_OT_EXTENSION = {"ot_extension": ("silent", "iknp")}  # picks the profile's {silent,iknp}_ot_per_byte
+_COEFFICIENT_PROFILE = ("coeff_he_encrypt", "coeff_he_ct_pt_multiply", "coeff_he_return")
 _GARBLER_ROLES = {"garbler": PARTIES, "garbling_phase": PHASES, "input_ot_phase": PHASES}
 
 HANDLERS: dict[str, Handler] = {
     "garbled_relu": Handler(garbled_relu, _GC, _GARBLER_ROLES, "Yao garbled circuit per ReLU / comparison"),
-    "ot_relu": Handler(ot_relu, _OT_RELU, {}, "OT-based comparison and multiplexer, online"),
+    "ot_relu": Handler(ot_relu, _MAX, _OT_EXTENSION, "millionaire comparison and multiplexer by OT, online",
+                       parallel_work=element_work),
+    "ot_maxpool": Handler(ot_maxpool, _MAX, _OT_EXTENSION, "max-pool as a tournament of OT comparisons",
+                          parallel_work=element_work),
+    "ot_argmax": Handler(ot_argmax, _MAX, _OT_EXTENSION, "argmax tournament by OT, then reveal the index"),
+    "ot_truncation": Handler(ot_truncation, _TRUNCATION, _OT_EXTENSION, "truncation by OT, sign unknown",
+                             parallel_work=element_work),
+    "ot_truncation_known_msb": Handler(ot_truncation_known_msb, _KNOWN_MSB, _OT_EXTENSION,
+                                       "truncation by OT after a ReLU (MSB known)", parallel_work=element_work),
+    "he_coefficient_linear": Handler(he_coefficient_linear, _COEFFICIENT_HE, {},
+                                     "Cheetah HomCONV / HomFC: coefficient-encoded HE, no rotations",
+                                     _COEFFICIENT_PROFILE, coefficient_work),
+    "he_coefficient_batchnorm": Handler(he_coefficient_linear, _COEFFICIENT_HE, {},
+                                        "Cheetah HomBN: per-channel scale on coefficient-encoded HE",
+                                        _COEFFICIENT_PROFILE, coefficient_work),
+    "he_simd_linear": Handler(he_simd_linear, _SIMD_HE, {}, "SCI_HE: SIMD-packed HE conv / FC with rotations",
+                              parallel_work=simd_work),
+    "he_simd_elementwise": Handler(he_simd_elementwise, _SIMD_HE, {}, "SCI_HE: slot-wise HE product (BN)",
+                                   parallel_work=simd_work),
     "he_linear_preprocessed": Handler(he_linear_preprocessed, {**_HE, **_SHARES}, {},
                                       "packed HE offline on masks, secret-shared layer online"),
     "he_linear_online": Handler(he_linear_online, _HE, {}, "packed HE online (server rotates the input)"),
-    "he_linear_rotation_free": Handler(he_linear_rotation_free, _HE, {}, "HE online without rotations"),
     "shares_local": Handler(shares_local, {}, {}, "local on additive shares"),
     "reveal_output": Handler(reveal_output, _SHARES, {}, "server sends its share of the output"),
     "beaver_square": Handler(beaver_square, {**_HE, **_SHARES}, {}, "Beaver-triple multiplication"),

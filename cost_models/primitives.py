@@ -74,12 +74,29 @@ def he_evaluate(phase: str, counts: HeLinearCounts, p: Parties) -> Cost:
     return compute(phase, "server", seconds)
 
 
-def he_client_round_trip(phase: str, counts: HeLinearCounts, p: Parties) -> Cost:
-    """The client encrypts what it uploads and decrypts what comes back; one round trip of ciphertexts."""
-    c, ct_bytes = p.client, p.protocol["he_ciphertext_bytes"]
+def he_client_round_trip(phase: str, counts: HeLinearCounts, p: Parties,
+                         sizes: tuple[float, float] | None = None) -> Cost:
+    """The client encrypts what it uploads and decrypts what comes back; one round trip of ciphertexts.
+    `sizes`: bytes of an uploaded and of a returned ciphertext where they differ (the server returns its
+    results modulus-switched down); by default both are the protocol's `he_ciphertext_bytes`."""
+    c = p.client
+    up_bytes, down_bytes = sizes or (p.protocol["he_ciphertext_bytes"],) * 2
     seconds = counts.uploads * c["he_encrypt"] + counts.downloads * c["he_decrypt"]
-    return (compute(phase, "client", seconds) + send(phase, "client", counts.uploads * ct_bytes)
-            + send(phase, "server", counts.downloads * ct_bytes))
+    return (compute(phase, "client", seconds) + send(phase, "client", counts.uploads * up_bytes)
+            + send(phase, "server", counts.downloads * down_bytes))
+
+
+def ot_subprotocol(phase: str, size_bytes: float, rounds: float, extension: str, p: Parties) -> Cost:
+    """An OT-based two-party sub-protocol (millionaire, multiplexer, truncation) on a batch of elements.
+
+    Both parties send and receive in turn; half the traffic is taken to go each way (assumption). Each
+    party's compute is priced in proportion to the traffic, at its own machine's `{extension}_ot_per_byte`:
+    the OT correlations a protocol consumes, whose generation dominates its compute, grow with the bits
+    it moves (the Cheetah paper's Table 6 shows about the same seconds per byte for all three
+    sub-protocols, reference 4.4)."""
+    key = f"{extension}_ot_per_byte"
+    return (compute(phase, "client", size_bytes * p.client[key]) + compute(phase, "server", size_bytes * p.server[key])
+            + send(phase, "client", size_bytes / 2, rounds / 2) + send(phase, "server", size_bytes / 2, rounds / 2))
 
 
 def share_macs(phase: str, party: str, macs: float, p: Parties) -> Cost:

@@ -35,10 +35,22 @@ PROFILE_CONSTANTS: dict[str, ConstantSpec] = {
     "ot_receiver_per_transfer": ConstantSpec("s"),  # OT extension, receiver side, per transfer (base OTs amortised)
 }
 
+# Primitives only some protocols run; a profile may leave them out, and a setting whose protocol needs one
+# the profile lacks is refused when it is loaded (`Handler.profile_constants`). Cheetah's and SCI_HE's
+# (papers.md 4.4): coefficient-encoded BFV at N = 4096 and the OT-based non-linear sub-protocols.
+OPTIONAL_PROFILE_CONSTANTS: dict[str, ConstantSpec] = {
+    "coeff_he_encrypt": ConstantSpec("s"),          # encrypt and serialise one N = 4096 input ciphertext (client)
+    "coeff_he_ct_pt_multiply": ConstantSpec("s"),   # one N = 4096 ciphertext x plaintext polynomial product (server)
+    "coeff_he_return": ConstantSpec("s"),   # one returned ciphertext: mask, modulus switch, truncate, serialise
+    "silent_ot_per_byte": ConstantSpec("s"),  # this party's compute per byte of a Ferret (VOLE) silent-OT protocol
+    "iknp_ot_per_byte": ConstantSpec("s"),    # this party's compute per byte of an IKNP OT-extension protocol
+}
+
 
 class HardwareProfile(ConstantFile):
     """One machine's price per cryptographic primitive."""
 
 
 def load_profile(name_or_path: str | Path) -> HardwareProfile:
-    return HardwareProfile.read("profiles", name_or_path, PROFILE_SCHEMA, PROFILE_CONSTANTS)
+    return HardwareProfile.read("profiles", name_or_path, PROFILE_SCHEMA, PROFILE_CONSTANTS,
+                                OPTIONAL_PROFILE_CONSTANTS)

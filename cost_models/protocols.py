@@ -19,11 +19,14 @@ Schema `pisim.protocol/1`:
     unit = "AND gates"
     source = "..."
 
-Op kinds missing from `[ops]` are reported as not priced (and refused under --strict).
+Op kinds missing from `[ops]` are reported as not priced (and refused under --strict). A fixed-point
+protocol also names how it truncates after each product (cost_models/fixed_point.py says where):
+
+    truncation = { unknown_msb = "ot_truncation", known_msb = "ot_truncation_known_msb" }
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cost_models.constants import Constant, ConstantSpec, parse_constants, read_data_file, require
@@ -47,6 +50,16 @@ class Protocol:
     poly: Handler
     roles: dict[str, str]
     constants: dict[str, Constant]
+    truncation: dict[str, Handler] = field(default_factory=dict)  # "unknown_msb", "known_msb"; {} when exact
+
+    @property
+    def profile_constants(self) -> frozenset[str]:
+        """Optional profile constants its handlers read, which both profiles must therefore provide."""
+        handlers = (*self.ops.values(), *self.setup, self.poly, *self.truncation.values())
+        needed = {name for handler in handlers for name in handler.profile_constants}
+        if "ot_extension" in self.roles:
+            needed.add(f"{self.roles['ot_extension']}_ot_per_byte")
+        return frozenset(needed)
 
 
 def load_protocol(name_or_path: str | Path) -> Protocol:
@@ -55,7 +68,8 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
     names = {_kind(key, path): _handler_name(value, f"ops.{key}", path) for key, value in ops_table.items()}
     setup_names = [_handler_name(v, "setup", path) for v in require(doc, "setup", list, path)]
     poly_name = _handler_name(doc.get("poly"), "poly", path)
-    used = [HANDLERS[n] for n in (*names.values(), *setup_names, poly_name)]
+    truncation_names = _truncation(doc.get("truncation", {}), path)
+    used = [HANDLERS[n] for n in (*names.values(), *setup_names, poly_name, *truncation_names.values())]
     specs: dict[str, ConstantSpec] = {}
     for handler in used:
         specs.update(handler.constants)
@@ -66,7 +80,17 @@ def load_protocol(name_or_path: str | Path) -> Protocol:
         client_profile=require(doc, "client_profile", str, path),
         ops={kind: HANDLERS[n] for kind, n in names.items()}, op_handler_names=names,
         setup=tuple(HANDLERS[n] for n in setup_names), poly=HANDLERS[poly_name], roles=roles,
-        constants=parse_constants(doc, specs, path))
+        constants=parse_constants(doc, specs, path),
+        truncation={which: HANDLERS[n] for which, n in truncation_names.items()})
+
+
+TRUNCATION_KINDS = ("unknown_msb", "known_msb")
+
+
+def _truncation(table, path: Path) -> dict[str, str]:
+    if not isinstance(table, dict) or (table and sorted(table) != sorted(TRUNCATION_KINDS)):
+        raise UserError(f"{path}: truncation must be a table with exactly {' and '.join(TRUNCATION_KINDS)}")
+    return {which: _handler_name(table[which], f"truncation.{which}", path) for which in table}
 
 
 def _kind(key: str, path: Path) -> OpKind:

@@ -52,4 +52,9 @@ def load_setting(protocol: str | Path = "delphi", network: str | Path = "lan",
     proto = load_protocol(protocol)
     client = load_profile(client_profile or proto.client_profile)
     server = load_profile(server_profile or proto.server_profile)
+    for profile in (client, server):
+        lacking = sorted(proto.profile_constants - set(profile.constants))
+        if lacking:
+            raise UserError(f"{profile.path}: protocol {proto.name} needs profile constants it lacks: "
+                            f"{', '.join(lacking)} (pisim calibrate --protocol {proto.name} measures them)")
     return PricingSetting(proto, load_network(network), client, server, threads)

@@ -49,7 +49,13 @@ class Archive:
         return name in self.sizes
 
     def read(self, name: str) -> bytes:
-        return self.zip.read(self.prefix + name)
+        try:
+            return self.zip.read(self.prefix + name)
+        except KeyError:
+            raise not_torch(self.source, f"no entry {name!r}") from None
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as error:
+            # zipfile reports a damaged entry (CRC, header, an impossible offset or method) only once it is read
+            raise not_torch(self.source, f"a damaged zip entry {name!r}: {error}") from None
 
     def names_under(self, folder: str) -> list[str]:
         return [n for n in self.sizes if n.startswith(folder)]
@@ -71,7 +77,7 @@ def open_archive(handle: BinaryIO, source: str) -> Archive:
         infos = archive.infolist()
     except UnicodeDecodeError:
         raise UserError(f"{source}: a zip entry name is not valid UTF-8; torch never writes such names") from None
-    except (zipfile.BadZipFile, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as error:
         raise not_torch(source, f"a damaged or truncated zip: {error}") from None
     if len(infos) > MAX_ENTRIES:
         raise UserError(f"{source} is too large: {len(infos):,} zip entries (at most {MAX_ENTRIES:,})")

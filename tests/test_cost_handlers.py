@@ -26,7 +26,6 @@ PROTOCOL_CONSTANTS = {  # name -> (value, unit)
     "evaluator_storage_per_relu": (13, "B"), "garbler_storage_per_relu": (17, "B"), "he_slots": (64, "slots"),
     "he_ciphertext_bytes": (100, "B"), "he_evaluation_key_bytes": (1000, "B"), "share_bytes": (8, "B"),
 }
-OT_RELU_CONSTANTS = {"ot_relu_up_bytes": (19, "B"), "ot_relu_down_bytes": (23, "B"), "ot_relu_rounds": (4, "round trips")}
 
 
 def constants_toml(constants: dict[str, tuple[float, str]]) -> str:
@@ -79,10 +78,6 @@ def data(tmp_path: Path) -> Path:
                    GARBLER["client-garbler"], PROTOCOL_CONSTANTS)
     write_protocol(tmp_path / "gazelle.toml", "he_linear_online", "garbled_relu", GARBLER["gazelle"],
                    PROTOCOL_CONSTANTS)
-    write_protocol(tmp_path / "cheetah.toml", "he_linear_rotation_free", "ot_relu", {},
-                   {**{k: v for k, v in PROTOCOL_CONSTANTS.items() if k in ("he_slots", "he_ciphertext_bytes",
-                                                                             "he_evaluation_key_bytes", "share_bytes")},
-                    **OT_RELU_CONSTANTS})
     return tmp_path
 
 
@@ -187,13 +182,6 @@ def test_gazelle_conv_is_all_online_with_server_rotations(data, tiny_graph):
     assert (cost.online.up_bytes, cost.online.down_bytes) == (100, 100)
 
 
-def test_cheetah_linear_has_no_rotations_and_relu_is_ot(data, tiny_graph):
-    estimate = cost_models.price(tiny_graph, setting(data, "cheetah"))
-    assert layer(estimate, "conv2d").online.server_s == pytest.approx(36 + 2)
-    relu = layer(estimate, "relu")
-    assert (relu.online.up_bytes, relu.online.down_bytes, relu.online.rounds) == (64 * 19, 64 * 23, 4)
-
-
 def test_local_ops_setup_output_and_folded_bn(data, tiny_graph):
     estimate = cost_models.price(tiny_graph, setting(data, "delphi"))
     add = layer(estimate, "add")
@@ -249,8 +237,6 @@ def test_latency_adds_compute_bandwidth_and_rtt(data, tiny_graph):
 
 def test_relu6_and_average_pool(data):
     graph = capture(nn.Sequential(nn.ReLU6(), nn.AvgPool2d(2)), (1, 4, 4), source="clamp").graph
-    cheetah = cost_models.price(graph, setting(data, "cheetah"))
-    assert layer(cheetah, "relu").online.up_bytes == 16 * 2 * 19   # two comparisons per ReLU6 element
     delphi = cost_models.price(graph, setting(data, "delphi"))
     assert layer(delphi, "relu").online.client_s == pytest.approx(16 * 10 * 2)  # Delphi's circuit clamps anyway
     pool = layer(delphi, "avgpool")
