@@ -72,18 +72,45 @@ def test_fit_recovers_a_line_and_reports_spread():
         fit_linear([1000, 1000], [1.0, 1.1])
 
 
-def test_conv_is_priced_as_the_im2col_product_spu_executes():
-    from cost_models.validate_cheetah import im2col_linear, runner_request
-    from pisim.graph import OpKind, capture
+def _graph():
+    from pisim.graph import capture
     from pisim.zoo.registry import build_zoo_model
-    graph = capture(build_zoo_model("cifar-resnet18"), (3, 32, 32)).graph
-    conv = next(op for op in graph.ops if op.label == "layer2.0.conv1")  # 64 -> 128, 3x3, stride 2, 32x32 in
-    linear = im2col_linear(conv)
-    assert linear.kind == OpKind.LINEAR
-    assert linear.input_shapes == ((16 * 16, 64 * 9),) and linear.attrs["out_features"] == 128
-    assert linear.macs == conv.macs
+    return capture(build_zoo_model("cifar-resnet18"), (3, 32, 32)).graph
+
+
+def test_conv_is_priced_as_the_im2col_product_spu_executes_a_1x1_conv_over_the_output():
+    from cost_models.validate_cheetah import im2col_product, runner_request
+    conv = next(op for op in _graph().ops if op.label == "layer2.0.conv1")  # 64 -> 128, 3x3, stride 2, 32x32 in
+    product = im2col_product(conv)
+    assert product.input_shapes == ((1, 64 * 9, 16, 16),)
+    assert product.attrs["kernel_size"] == (1, 1) and product.attrs["stride"] == (1, 1)
+    assert product.macs == conv.macs  # the same multiply-accumulates, rearranged
     assert runner_request(conv) == {"kind": "conv2d", "in_channels": 64, "out_channels": 128, "height": 32,
                                     "width": 32, "kernel": 3, "stride": 2, "padding": 1}
+
+
+def test_spu_linear_layer_is_two_he_products_one_per_party_plus_the_truncation():
+    # SPU multiplies two shared operands: the HE handler's cost, plus the same with the roles swapped
+    import cost_models
+    from cost_models.validate_cheetah import predicted_cost, spu_setting
+    setting = spu_setting(cost_models.load_setting("cheetah", "loopback", threads=1), 64, 18)
+    linear = next(op for op in _graph().ops if op.label == "linear")
+    he = setting.protocol.ops[linear.kind].price(linear, 0, setting.context)
+    truncation = setting.protocol.truncation["known_msb"].price(linear, linear.output_elements, setting.context)
+    cost, handlers = predicted_cost(linear, setting)
+    assert cost.online.up_bytes == pytest.approx(he.online.up_bytes + he.online.down_bytes
+                                                 + truncation.online.up_bytes)
+    assert cost.online.client_s == pytest.approx(he.online.client_s + he.online.server_s
+                                                 + truncation.online.client_s)
+    assert "twice" in handlers and "known_msb" in handlers
+
+
+@pytest.mark.parametrize("spec", ["truncation:0", "truncation:x", "truncation:-5", "truncation:1000000000"])
+def test_truncation_layer_spec_is_checked(spec):
+    from cost_models.validate_cheetah import truncation_op
+    from pisim.errors import UserError
+    with pytest.raises(UserError, match="truncation:N"):
+        truncation_op(spec)
 
 
 @pytest.mark.slow
@@ -114,6 +141,7 @@ def test_calibrate_cheetah_quick_writes_a_profile_estimate_accepts(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     text = profile.read_text()
     assert "[measured.relu_seconds_per_element]" in text and 'spu = "0.9.5"' in text
+    assert "[constants.silent_ot_per_byte]" in text and "[implementation.ring_bits]" in text
     estimate = subprocess.run([sys.executable, "-m", "pisim", "estimate", "cifar-resnet18", "--protocol", "cheetah",
                                "--client-profile", str(profile), "--server-profile", str(profile)],
                               capture_output=True, text=True, timeout=300, env={**os.environ, **env})

@@ -43,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="delphi (default): PISim's own GC, OT and BFV; cheetah: secretflow SPU's Cheetah in its "
                              "own environment (`make spu-env`), ReLUs, truncations and matrix products at a few "
                              "sizes, per-unit costs fitted by least squares into the profile's [measured] table")
-    parser.add_argument("--base-profile", default="delphi-epyc7502", metavar="NAME_OR_TOML",
+    parser.add_argument("--base-profile", default="cheetah-testbed", metavar="NAME_OR_TOML",
                         help="with --protocol cheetah: where the profile's constants SPU does not measure come "
-                             "from, each source saying so (default: %(default)s)")
+                             "from, each source saying so, and the ratios of the three HE constants that one "
+                             "fitted factor scales (default: %(default)s)")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="format of the summary printed to stdout (default: %(default)s)")
     parser.set_defaults(handler=run)
@@ -81,11 +82,13 @@ def _run_cheetah(args: argparse.Namespace, name: str) -> int:
     sizes = cheetah.QUICK if args.quick else cheetah.FULL
     print(f"{sizes.name} Cheetah calibration in SPU: {len(sizes.elements)} ReLU and truncation sizes, "
           f"{len(sizes.products)} matrix products, {sizes.repeats} runs each after a warm-up ...", file=sys.stderr)
-    result = cheetah.calibrate(sizes)
+    result = cheetah.calibrate(sizes, args.base_profile)
     atomic_write(args.out, cheetah.profile_toml(result, name, args.base_profile))
     print(f"wrote {args.out}", file=sys.stderr)
     rows = [{"constant": c.name, "value": c.fit.per_unit, "unit": c.unit, "fixed": c.fit.fixed,
              "points": c.fit.points, "spread": c.fit.spread} for c in result.constants]
+    rows += [{"constant": c.name, "value": c.value, "unit": c.unit, "fixed": None, "points": None,
+              "spread": c.spread} for c in (*result.model, *result.implementation)]
     columns = [Column("constant", "constant", numeric=False), Column("value", "per unit"),
                Column("unit", "unit", numeric=False), Column("fixed", "fixed per layer"),
                Column("points", "sizes"), Column("spread", "spread")]
@@ -93,6 +96,7 @@ def _run_cheetah(args: argparse.Namespace, name: str) -> int:
     notes = [f"SPU {result.run.spu_version}, Cheetah on Z_2^{p['ring_bits']} with {p['fraction_bits']} fraction bits, "
              f"{p['transport']}; {p['cpu']}; {sizes.name} run of {p['seconds']} s",
              "value = fixed + per unit x units, least squares over sizes of each layer's median run; "
-             "spread = max - min of the per-size slopes"]
+             "spread = max - min of the per-size slopes; rows without sizes are the cost model's constants "
+             "([constants], [implementation]) fitted from the same runs"]
     sys.stdout.write(Table(f"profile {name} (Cheetah measured in SPU)", columns, rows, notes=notes).render(args.format))
     return 0

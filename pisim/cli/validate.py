@@ -16,15 +16,17 @@ EXAMPLES = """examples:
   pisim calibrate --quick --out here.toml
   pisim validate cifar-resnet18 --layers layer2.0.relu1,layer1.0.conv1 --profile here.toml
   pisim validate cifar-resnet18 --layers layer3.0.relu2 --profile here.toml --tolerance 15 --format md
-  pisim validate cifar-resnet18 --input-size 3x64x64 --protocol cheetah --layers relu,conv1,linear \
-      --profile spu.toml       a real Cheetah in SPU (`make spu-env`; profile from calibrate --protocol cheetah)
+  pisim validate cifar-resnet18 --input-size 3x64x64 --protocol cheetah --profile spu.toml \\
+      --layers relu,conv1,linear,truncation:131072   a real Cheetah in SPU (`make spu-env`; calibrate first)
 """
 
-UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B", "flights": "messages", "time_s": "s"}
+UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B", "total_bytes": "B", "flights": "messages",
+         "time_s": "s"}
 MAX_TOLERANCE_PCT = 1e6  # a prediction off by more than 10,000x is no prediction; larger is a typo
 MAX_REPEATS = 1000  # each repeat executes the layer's real cryptography: seconds to minutes apiece
 TERMS = {"client_s": "client compute", "server_s": "server compute", "up_bytes": "client -> server",
-         "down_bytes": "server -> client", "flights": "message flights", "time_s": "wall time"}
+         "down_bytes": "server -> client", "total_bytes": "both ways", "flights": "message flights",
+         "time_s": "wall time"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     parser.add_argument("--layers", required=True, metavar="NAME[,NAME...]",
                         help="relu and conv2d layers to execute, by label (layer2.0.relu1) or graph name; "
-                             "`pisim estimate MODEL` lists them")
+                             "`pisim estimate MODEL` lists them; with --protocol cheetah also linear layers and "
+                             "truncation:N (N elements truncated)")
     parser.add_argument("--profile", metavar="TOML",
                         help="a profile from `pisim calibrate` used for both client and server")
     parser.add_argument("--client-profile", metavar="TOML", help="client profile (default: --profile)")
@@ -96,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
 def _run_cheetah(args: argparse.Namespace, graph, client: str, server: str, names: list[str]) -> int:
     import cost_models
     from cost_models import validate_cheetah
+    from cost_models.validate import implementation_constants, with_implementation
 
     setting = cost_models.load_setting("cheetah", "loopback", client, server, threads=1)
+    setting = with_implementation(setting, {**implementation_constants(server), **implementation_constants(client)})
     ops = validate_cheetah.select_layers(graph, names)
     print(f"executing {len(ops)} layer(s) in SPU's Cheetah, {args.repeats} run(s) each after a warm-up ...",
           file=sys.stderr)
