@@ -48,7 +48,7 @@ class Measurement:
 
     @property
     def messages(self) -> int:
-        """Messages both parties sent: the sequential flights, were every message answered before the next."""
+        """Messages both parties sent (many go at once: an upper bound on the flights one after another)."""
         return sum(self.messages_sent)
 
 
@@ -59,6 +59,8 @@ class LayerRun:
     max_abs_error: float
     warm_up: Measurement
     runs: tuple[Measurement, ...]
+    # flights one after another, from wall time with a delay added to every message (None: not measured)
+    sequential_flights: float | None = None
 
     @property
     def kind(self) -> str:
@@ -66,10 +68,6 @@ class LayerRun:
 
     def median(self, what) -> float:
         return statistics.median(what(run) for run in self.runs)
-
-    def spread(self, what) -> float:
-        values = [what(run) for run in self.runs]
-        return max(values) - min(values)
 
     @property
     def lowering(self) -> str:
@@ -92,6 +90,9 @@ def _measurement(entry: dict) -> Measurement:
                        dict(entry.get("kernels", {})))
 
 
+RESULT_KEYS = ("pphlo_ops", "max_abs_error", "warm_up", "runs", "sequential_flights", "delayed_runs_wall_s")
+
+
 def parse_run(text: str) -> SpuRun:
     """The runner's JSON output as typed runs; malformed output is an error naming what is wrong."""
     lines = [line for line in text.splitlines() if line.startswith("{")]
@@ -101,9 +102,10 @@ def parse_run(text: str) -> SpuRun:
         document = json.loads(lines[-1])
         if document.get("schema") != RUN_SCHEMA:
             raise ValueError(f"schema {document.get('schema')!r}, expected {RUN_SCHEMA!r}")
-        layers = tuple(LayerRun({k: v for k, v in layer.items() if k not in ("pphlo_ops", "max_abs_error", "warm_up", "runs")},
+        layers = tuple(LayerRun({k: v for k, v in layer.items() if k not in RESULT_KEYS},
                                 tuple(layer["pphlo_ops"]), float(layer["max_abs_error"]),
-                                _measurement(layer["warm_up"]), tuple(_measurement(r) for r in layer["runs"]))
+                                _measurement(layer["warm_up"]), tuple(_measurement(r) for r in layer["runs"]),
+                                layer.get("sequential_flights"))
                        for layer in document["layers"])
         return SpuRun(document["spu"], int(document["field_bits"]), int(document["fraction_bits"]),
                       document["transport"], layers)
@@ -111,9 +113,13 @@ def parse_run(text: str) -> SpuRun:
         raise RuntimeError(f"unreadable SPU runner output: {error}") from None
 
 
-def execute(layers: list[dict], repeats: int = 3, seed: int = 0, timeout_s: float = 1800) -> SpuRun:
-    """Run `layers` (spu_runner.py's request entries) under SPU's Cheetah, `repeats` measured runs each."""
-    request = json.dumps({"layers": layers, "repeats": repeats, "seed": seed})
+def execute(layers: list[dict], repeats: int = 3, seed: int = 0, flight_delay_s: float | None = None,
+            timeout_s: float = 1800) -> SpuRun:
+    """Run `layers` (spu_runner.py's request entries) under SPU's Cheetah, `repeats` measured runs each;
+    with `flight_delay_s`, over TCP and a second time with that delay on every message, to count the
+    sequential flights."""
+    request = json.dumps({"layers": layers, "repeats": repeats, "seed": seed,
+                          **({"flight_delay_s": flight_delay_s} if flight_delay_s else {})})
     env = {**os.environ, **SINGLE_THREAD}
     try:
         done = subprocess.run([str(spu_python()), "-I", str(RUNNER)], input=request, capture_output=True, text=True,

@@ -115,8 +115,8 @@ def test_truncation_layer_spec_is_checked(spec):
 
 @pytest.mark.slow
 @needs_spu
-def test_spu_runner_executes_cheetah_layers_and_counts_what_each_party_sends():
-    request = {"repeats": 1, "layers": [{"kind": "relu", "elements": 4096}, {"kind": "truncation", "elements": 4096},
+def test_spu_runner_executes_cheetah_layers_and_counts_what_each_party_sends_and_the_flights():
+    request = {"repeats": 3, "flight_delay_s": 0.05, "layers": [{"kind": "relu", "elements": 4096}, {"kind": "truncation", "elements": 4096},
                                         {"kind": "conv2d", "in_channels": 4, "out_channels": 4, "height": 8,
                                          "width": 8, "kernel": 3}]}
     done = subprocess.run([str(SPU_VENV / "bin" / "python"), "-I", str(ROOT / "cost_models" / "spu_runner.py")],
@@ -128,6 +128,9 @@ def test_spu_runner_executes_cheetah_layers_and_counts_what_each_party_sends():
         assert all(b > 0 for b in layer.runs[0].bytes_sent) and layer.runs[0].wall_s > 0
     assert "convolution" in conv.pphlo_ops and conv.lowering.startswith("mmul_aa")
     assert "trunc_a" in truncation.lowering
+    # a truncation is a couple of flights (two messages each way); a ReLU's comparison tree takes more
+    assert 1 <= truncation.sequential_flights <= 6
+    assert relu.sequential_flights > truncation.sequential_flights
 
 
 @pytest.mark.slow

@@ -58,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--repeats", type=int_in_range(1, MAX_REPEATS), default=3, metavar="N",
                         help="run each layer N times and compare the median of each measured part "
                              "(default: %(default)s)")
+    parser.add_argument("--flight-delay", type=finite_float(0, 1000), default=50, metavar="MS",
+                        help="with --protocol cheetah: run the layers a second time with MS milliseconds added "
+                             "to every message and count the sequential flights from the extra time; 0 counts "
+                             "messages sent instead (an upper bound) and runs once (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=0,
                         help="seed of the random shares, masks and weights, 0..2**32-1 (default: %(default)s)")
     add_output_options(parser)
@@ -106,10 +110,10 @@ def _run_cheetah(args: argparse.Namespace, graph, client: str, server: str, name
     ops = validate_cheetah.select_layers(graph, names)
     print(f"executing {len(ops)} layer(s) in SPU's Cheetah, {args.repeats} run(s) each after a warm-up ...",
           file=sys.stderr)
-    results = validate_cheetah.validate(graph, ops, setting, args.repeats, args.seed)
+    results = validate_cheetah.validate(graph, ops, setting, args.repeats, args.seed, args.flight_delay / 1000)
     table = _table(results, args.tolerance, False)
-    table.notes[-1] = ("error = (predicted - measured) / measured; both parties on this machine over SPU's in-memory "
-                       "link, priced on the loopback network, one thread")
+    table.notes[-1] = ("error = (predicted - measured) / measured; both parties on this machine, priced on the "
+                       "loopback network, one thread; predicted flights = 2 x the model's round trips")
     emit(table, args)
     return _missed(results, args.tolerance)
 
