@@ -149,3 +149,11 @@ def test_calibrate_cheetah_quick_writes_a_profile_estimate_accepts(tmp_path):
                                "--client-profile", str(profile), "--server-profile", str(profile)],
                               capture_output=True, text=True, timeout=300, env={**os.environ, **env})
     assert estimate.returncode == 0, estimate.stderr[-2000:]
+
+
+def test_a_missing_spu_environment_is_one_line_saying_how_to_make_it(monkeypatch, tmp_path):
+    from cost_models.spu_executor import SPU_PYTHON_VARIABLE, spu_python
+    from pisim.errors import UserError
+    monkeypatch.setenv(SPU_PYTHON_VARIABLE, str(tmp_path / "no-python"))
+    with pytest.raises(UserError, match="make spu-env"):
+        spu_python()
