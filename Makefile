@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test test-slow fuzz bench setup clean
+.PHONY: demo test test-slow fuzz bench setup spu-env clean
 
 setup: $(VENV)/.stamp-project
 
@@ -21,6 +21,19 @@ $(VENV)/.stamp-torch: $(VENV)/.stamp-venv
 # With the distributed extra (Ray), so the Ray executor's tests run rather than skip.
 $(VENV)/.stamp-project: $(VENV)/.stamp-torch pyproject.toml setup.cfg
 	$(PIP) install --quiet -e '.[test,distributed]'
+	touch $@
+
+# secretflow SPU, the real Cheetah that `pisim calibrate/validate --protocol cheetah` execute, in an environment of
+# its own: spu 0.9.5 ships only a cp311 wheel and pins numpy 1.26.4 and jax/jaxlib 0.4.34, which the main
+# environment must not be made to share (README, "A real Cheetah"). PISim starts its python as a subprocess.
+SPU_PYTHON ?= python3.11
+SPU_VENV := .venv-spu
+SPU_PINS := spu==0.9.5
+spu-env: $(SPU_VENV)/.stamp-spu
+
+$(SPU_VENV)/.stamp-spu:
+	$(SPU_PYTHON) -m venv $(SPU_VENV)
+	$(SPU_VENV)/bin/python -m pip install --quiet $(SPU_PINS)
 	touch $@
 
 DEMO := out/demo
@@ -50,4 +63,4 @@ bench: setup
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(SPU_VENV) build *.egg-info

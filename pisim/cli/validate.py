@@ -13,13 +13,17 @@ EXAMPLES = """examples:
   pisim calibrate --quick --out here.toml
   pisim validate cifar-resnet18 --layers layer2.0.relu1,layer1.0.conv1 --profile here.toml
   pisim validate cifar-resnet18 --layers layer3.0.relu2 --profile here.toml --tolerance 15 --format md
+  pisim validate cifar-resnet18 --input-size 3x64x64 --protocol cheetah --profile spu.toml \\
+      --layers relu,conv1,linear,truncation:131072   a real Cheetah in SPU (`make spu-env`; calibrate first)
 """
 
-UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B"}
+UNITS = {"client_s": "s", "server_s": "s", "up_bytes": "B", "down_bytes": "B", "total_bytes": "B", "flights": "messages",
+         "time_s": "s"}
 MAX_TOLERANCE_PCT = 1e6  # a prediction off by more than 10,000x is no prediction; larger is a typo
 MAX_REPEATS = 1000  # each repeat executes the layer's real cryptography: seconds to minutes apiece
 TERMS = {"client_s": "client compute", "server_s": "server compute", "up_bytes": "client -> server",
-         "down_bytes": "server -> client"}
+         "down_bytes": "server -> client", "total_bytes": "both ways", "flights": "message flights",
+         "time_s": "wall time"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,19 +40,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     parser.add_argument("--layers", required=True, metavar="NAME[,NAME...]",
                         help="relu and conv2d layers to execute, by label (layer2.0.relu1) or graph name; "
-                             "`pisim estimate MODEL` lists them")
+                             "`pisim estimate MODEL` lists them; with --protocol cheetah also linear layers and "
+                             "truncation:N (N elements truncated)")
     parser.add_argument("--profile", metavar="TOML",
                         help="a profile from `pisim calibrate` used for both client and server")
     parser.add_argument("--client-profile", metavar="TOML", help="client profile (default: --profile)")
     parser.add_argument("--server-profile", metavar="TOML", help="server profile (default: --profile)")
     parser.add_argument("--protocol", default="delphi", metavar="NAME_OR_TOML",
                         help="protocol whose prediction is checked (default: %(default)s; validate executes "
-                             "Delphi-style garbled ReLUs and preprocessed HE convs)")
+                             "Delphi-style garbled ReLUs and preprocessed HE convs; cheetah executes relu, linear "
+                             "and conv2d layers in secretflow SPU, a conv as SPU lowers it: im2col + HE matmul)")
     parser.add_argument("--tolerance", type=finite_float(0, MAX_TOLERANCE_PCT), metavar="PCT",
                         help="exit 1 when any term of any layer is off by more than PCT percent")
     parser.add_argument("--repeats", type=int_in_range(1, MAX_REPEATS), default=3, metavar="N",
                         help="run each layer N times and compare the median of each measured part "
                              "(default: %(default)s)")
+    parser.add_argument("--flight-delay", type=finite_float(0, 1000), default=50, metavar="MS",
+                        help="with --protocol cheetah: run the layers a second time with MS milliseconds added "
+                             "to every message and count the sequential flights from the extra time; 0 counts "
+                             "messages sent instead (an upper bound) and runs once (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=0,
                         help="seed of the random shares, masks and weights, 0..2**32-1 (default: %(default)s)")
     add_output_options(parser)
@@ -73,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--layers names no layer")
     args.strict = False
     graph = capture_from_args(args).graph
+    if args.protocol == "cheetah":
+        return _run_cheetah(args, graph, client, server, names)
     setting = cost_models.load_setting(args.protocol, "lan", client, server, threads=1)
     fixed = {**implementation_constants(server), **implementation_constants(client)}
     setting = with_implementation(setting, fixed)
@@ -85,10 +97,32 @@ def run(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(threads)
     emit(_table(results, args.tolerance, bool(fixed)), args)
-    if args.tolerance is not None:
-        missed = [r.op.label for r in results if r.misses(args.tolerance)]
+    return _missed(results, args.tolerance)
+
+
+def _run_cheetah(args: argparse.Namespace, graph, client: str, server: str, names: list[str]) -> int:
+    import cost_models
+    from cost_models import validate_cheetah
+    from cost_models.validate import implementation_constants, with_implementation
+
+    setting = cost_models.load_setting("cheetah", "loopback", client, server, threads=1)
+    setting = with_implementation(setting, {**implementation_constants(server), **implementation_constants(client)})
+    ops = validate_cheetah.select_layers(graph, names)
+    print(f"executing {len(ops)} layer(s) in SPU's Cheetah, {args.repeats} run(s) each after a warm-up ...",
+          file=sys.stderr)
+    results = validate_cheetah.validate(graph, ops, setting, args.repeats, args.seed, args.flight_delay / 1000)
+    table = _table(results, args.tolerance, False)
+    table.notes[-1] = ("error = (predicted - measured) / measured; both parties on this machine, priced on the "
+                       "loopback network, one thread; predicted flights = 2 x the model's round trips")
+    emit(table, args)
+    return _missed(results, args.tolerance)
+
+
+def _missed(results, tolerance: float | None) -> int:
+    if tolerance is not None:
+        missed = [r.op.label for r in results if r.misses(tolerance)]
         if missed:
-            print(f"outside {args.tolerance:g}%: {', '.join(missed)}", file=sys.stderr)
+            print(f"outside {tolerance:g}%: {', '.join(missed)}", file=sys.stderr)
             return 1
     return 0
 
@@ -121,4 +155,4 @@ def _table(results, tolerance: float | None, implementation: bool) -> Table:
 
 
 def _amount(value: float, key: str) -> str:
-    return f"{value:.3g} s" if UNITS[key] == "s" else f"{value:,.0f} B"
+    return f"{value:.3g} s" if UNITS[key] == "s" else f"{value:,.0f} {UNITS[key]}"
