@@ -112,6 +112,13 @@ def _adaptive(_: CallSite) -> dict[str, Any]:
     return {"adaptive": True}
 
 
+def _at_inference(c: CallSite) -> dict[str, Any]:
+    """torchvision's stochastic_depth(input, p, mode, training) is the identity unless training."""
+    if c.arg(3, "training", True):
+        raise NotThisKind("stochastic_depth in training mode")
+    return {}
+
+
 @dataclass(frozen=True)
 class Spellings:
     """Forms that reach the graph as one op, read by one extractor (`module_attrs` for the module form)."""
@@ -122,6 +129,7 @@ class Spellings:
     functions: tuple[Callable, ...] = ()
     methods: tuple[str, ...] = ()
     aten: tuple[Any, ...] = ()
+    function_names: tuple[str, ...] = ()  # qualified names of functions from libraries capture does not import
 
 
 # A kind with several entries reads its attributes differently per entry (ReLU vs ReLU6 vs hardtanh).
@@ -161,18 +169,26 @@ SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
     OpKind.HARDSWISH: (Spellings(modules=(nn.Hardswish,), aten=(aten.hardswish,)),),
     OpKind.SOFTMAX: (Spellings(modules=(nn.Softmax,), functions=(F.softmax,), methods=("softmax",),
                                aten=(aten.softmax, aten._softmax)),),
+    OpKind.NORMALIZE: (Spellings(functions=(F.normalize,)),),
     OpKind.SHAPE: (Spellings(
-        modules=(nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d),
-        functions=(torch.flatten, torch.reshape, operator.getitem, getattr, F.pad, F.dropout),
+        modules=(nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
+        functions=(torch.flatten, torch.reshape, operator.getitem, getattr, F.pad, F.dropout, torch.transpose,
+                   torch.permute, torch.swapaxes, torch.chunk, torch.split, torch.roll, torch.squeeze, torch.unsqueeze),
         methods=("view", "reshape", "flatten", "size", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
-                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim",
+                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim", "swapaxes", "roll",
                  # gathers and scatters with fixed indices (a masked ReLU's kept elements): data movement only
                  "index_select", "index_copy", "view_as"),
         aten=(aten.view, aten.reshape, aten.flatten, aten._unsafe_view, aten.slice, aten.select, aten.permute,
               aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.expand, aten.clone, aten.contiguous,
               aten.dropout, aten.constant_pad_nd, aten.pad, aten.sym_size, aten.detach, aten.alias, aten._to_copy,
               aten.to, aten.index_select, aten.index_copy, aten.view_as,
-              operator.getitem)),),  # torch.export indexes multi-output ops (batch norm) with getitem
+              operator.getitem),  # torch.export indexes multi-output ops (batch norm) with getitem
+        # torchvision's Swin wraps these as fx leaves: padding to whole windows, and a gather of the bias table
+        # at fixed indices
+        function_names=("torchvision.models.swin_transformer._patch_merging_pad",
+                        "torchvision.models.swin_transformer._get_relative_position_bias")),
+        Spellings(_at_inference, function_names=("torchvision.ops.stochastic_depth.stochastic_depth",)),
+    ),
 }
 
 
@@ -186,7 +202,7 @@ def _rule(kind: OpKind, extract: Extractor) -> Rule:
 
 
 def _table(form: str) -> dict[Any, Rule]:
-    """Spelling -> rule for one form ("modules", "functions", "methods", "aten"); a spelling claimed by two
+    """Spelling -> rule for one form ("modules", "functions", "methods", "aten", "function_names"); a spelling claimed by two
     entries is refused at import, since which kind it is would otherwise depend on declaration order."""
     table: dict[Any, Rule] = {}
     for kind, entries in SPELLINGS.items():
@@ -204,6 +220,7 @@ MODULE_RULES = _table("modules")
 FUNCTION_RULES = _table("functions")
 METHOD_RULES = _table("methods")
 ATEN_RULES = _table("aten")
+FUNCTION_NAME_RULES = _table("function_names")
 
 LEAF_MODULE_NAMES = frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in MODULE_RULES)
 
@@ -215,14 +232,15 @@ def module_rule(module: nn.Module) -> Rule | None:
     return None
 
 
-def function_rule(target: Any) -> Rule | None:
+def function_rule(target: Any, qualified_name: str) -> Rule | None:
     packet = getattr(target, "overloadpacket", None)
     if packet is not None:
         return ATEN_RULES.get(packet)
     try:
-        return FUNCTION_RULES.get(target) or ATEN_RULES.get(target)
+        found = FUNCTION_RULES.get(target) or ATEN_RULES.get(target)
     except TypeError:  # unhashable target
-        return None
+        found = None
+    return found or FUNCTION_NAME_RULES.get(qualified_name)
 
 
 def method_rule(name: str) -> Rule | None:

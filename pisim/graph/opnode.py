@@ -29,13 +29,21 @@ class OpKind(str, enum.Enum):
     TANH = "tanh"
     HARDSWISH = "hardswish"
     SOFTMAX = "softmax"
-    SHAPE = "shape"  # views, reshapes, slicing, padding, dropout at inference: no arithmetic
+    NORMALIZE = "normalize"  # x / ||x|| along a dim (Swin v2's cosine attention): a sum of squares and an rsqrt
+    SHAPE = "shape"  # views, permutes, slicing, padding, concatenation of indices, size arithmetic, asserts on
+    # sizes, dropout and stochastic depth at inference: no arithmetic on private data
+    PRECOMPUTED = "precomputed"  # computed from parameters and buffers only: the server's plaintext work before
+    # the inference (attrs["computes"] is the kind it would otherwise be); nothing private to pay for
     UNSUPPORTED = "unsupported"
 
 
 NONLINEAR_KINDS = frozenset(
-    {OpKind.RELU, OpKind.MAXPOOL, OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX}
+    {OpKind.RELU, OpKind.MAXPOOL, OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX,
+     OpKind.NORMALIZE}
 )
+
+# Kinds with nothing to pay for in a private inference.
+FREE_KINDS = frozenset({OpKind.INPUT, OpKind.OUTPUT, OpKind.SHAPE, OpKind.PRECOMPUTED})
 
 
 @dataclass(frozen=True)
