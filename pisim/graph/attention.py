@@ -49,23 +49,27 @@ def _linear(suffix: str, x: Shape, in_features: int, out_features: int, weight: 
                 params=_numel(weight) + _numel(bias))
 
 
-def _attention_core(q: Shape, k: Shape, v_features: int, *, masked: bool, scale_scores: bool,
-                    reads_q: tuple[str, ...], reads_kv: tuple[str, ...]) -> list[Part]:
-    """scores = q @ k^T (scaled unless `scale_scores` is False), plus a mask, softmax over keys, then @ v.
+def _scores(q: Shape, k: Shape, reads: tuple[str, ...]) -> Part:
+    """q @ k^T for q (..., L, d) and k (..., S, d)."""
+    return Part("scores", OpKind.MATMUL, (q, (*q[:-2], q[-1], k[-2])), (*q[:-2], q[-2], k[-2]), reads)
+
+
+def _attention_core(q: Shape, k: Shape, v_features: int, *, masked: bool,
+                    reads_q: tuple[str, ...], reads_k: tuple[str, ...], reads_v: tuple[str, ...]) -> list[Part]:
+    """scores = q @ k^T scaled, plus a mask, softmax over keys, then @ v.
     q is (..., L, d), k (..., S, d); the context is (..., L, v_features)."""
-    batch, length, keys, depth = q[:-2], q[-2], k[-2], q[-1]
-    scores: Shape = (*batch, length, keys)
-    parts = [Part("scores", OpKind.MATMUL, (q, (*batch, depth, keys)), scores, reads_q + reads_kv)]
-    last = "scores"
-    if scale_scores:  # by a public constant, 1/sqrt(d): a local multiplication of shares
-        parts.append(Part("scale", OpKind.MUL, (scores,), scores, (last,), {"by": "constant"}))
-        last = "scale"
+    batch, length, keys = q[:-2], q[-2], k[-2]
+    parts = [_scores(q, k, tuple(dict.fromkeys(reads_q + reads_k)))]
+    scores = parts[0].output
+    # scaled by a public constant, 1/sqrt(d): a local multiplication of shares
+    parts.append(Part("scale", OpKind.MUL, (scores,), scores, ("scores",), {"by": "constant"}))
+    last = "scale"
     if masked:
         parts.append(Part("mask", OpKind.ADD, (scores,), scores, (last, CALL_INPUTS)))
         last = "mask"
     parts.append(Part("softmax", OpKind.SOFTMAX, (scores,), scores, (last,), {"dim": -1}))
     parts.append(Part("context", OpKind.MATMUL, (scores, (*batch, keys, v_features)), (*batch, length, v_features),
-                      ("softmax",) + reads_kv))
+                      ("softmax", *reads_v)))
     return parts
 
 
@@ -93,8 +97,8 @@ def multihead_attention(c: CallSite) -> list[Part]:
                    for name, x, w, b in zip("qkv", (query, key, value), weights, biases)]
     per_head_q: Shape = (batch, heads, length, depth)
     per_head_k: Shape = (batch, heads, keys, depth)
-    core = _attention_core(per_head_q, per_head_k, depth, masked=masked, scale_scores=True,
-                           reads_q=("q_proj",), reads_kv=("k_proj", "v_proj"))
+    core = _attention_core(per_head_q, per_head_k, depth, masked=masked,
+                           reads_q=("q_proj",), reads_k=("k_proj",), reads_v=("v_proj",))
     out_bias = (embed,) if m.out_proj.bias is not None else None
     out = _linear("out_proj", (*query[:-1], embed), embed, embed, tuple(m.out_proj.weight.shape), out_bias,
                   reads=("context",))
@@ -105,8 +109,8 @@ def scaled_dot_product_attention(c: CallSite) -> list[Part]:
     """F.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, ...)."""
     query, key, value = c.arg(0, "query"), c.arg(1, "key"), c.arg(2, "value")
     masked = c.arg(3, "attn_mask") is not None or bool(c.arg(5, "is_causal", False))
-    return _attention_core(query, key, value[-1], masked=masked, scale_scores=True,
-                           reads_q=(CALL_INPUTS,), reads_kv=())
+    return _attention_core(query, key, value[-1], masked=masked,
+                           reads_q=(CALL_INPUTS,), reads_k=(CALL_INPUTS,), reads_v=(CALL_INPUTS,))
 
 
 def shifted_window_attention(c: CallSite) -> list[Part]:
@@ -130,14 +134,12 @@ def shifted_window_attention(c: CallSite) -> list[Part]:
     if logit_scale is not None:  # cosine attention: q and k normalised, scores scaled by a learned per-head factor
         parts += [Part(f"normalize_{x}", OpKind.NORMALIZE, (per_head,), per_head, ("qkv",), {"dim": -1})
                   for x in "qk"]
-        parts += _attention_core(per_head, per_head, depth, masked=False, scale_scores=False,
-                                 reads_q=("normalize_q",), reads_kv=("normalize_k",))[:1]
+        parts.append(_scores(per_head, per_head, ("normalize_q", "normalize_k")))
         parts.append(Part("logit_scale", OpKind.MUL, (scores, logit_scale), scores, ("scores",),
                           {"by": "parameter"}, params=_numel(logit_scale)))
     else:
         parts.append(Part("scale_q", OpKind.MUL, (per_head,), per_head, ("qkv",), {"by": "constant"}))
-        parts += _attention_core(per_head, per_head, depth, masked=False, scale_scores=False,
-                                 reads_q=("scale_q",), reads_kv=("qkv",))[:1]
+        parts.append(_scores(per_head, per_head, ("scale_q", "qkv")))
     parts.append(Part("position_bias", OpKind.ADD, (scores, c.arg(3, "relative_position_bias")), scores,
                       (parts[-1].suffix, CALL_INPUTS)))
     if shifted:

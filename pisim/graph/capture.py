@@ -286,13 +286,13 @@ def _op_nodes(gm: fx.GraphModule, node: fx.Node, shape_of, is_tensor, label_uses
         elif node.op == "call_method":
             rule = kinds.method_rule(str(node.target))
             target = f"Tensor.{node.target}"
+            params = _parameters_read(gm, node)
         else:
             target = _function_name(node.target)
             rule = kinds.function_rule(node.target, target)
             decompose = attention.function_decomposer(node.target, target)
             decomposed_call = call
-            params = sum(_get_attr(gm, a.target).numel() for a in node.all_input_nodes
-                         if a.op == "get_attr" and isinstance(_get_attr(gm, a.target), nn.Parameter))
+            params = _parameters_read(gm, node)
         if node.op != "call_module" and not is_tensor(node) and not any(map(is_tensor, node.all_input_nodes)):
             kind, attrs = OpKind.SHAPE, {"on": "sizes"}  # arithmetic and asserts on public sizes
         elif rule is None:
@@ -336,6 +336,12 @@ def _part_nodes(node: fx.Node, parts: list[attention.Part], target: str, label: 
                     **measure(part.kind, part.attrs, part.inputs, part.output))
         built.append((op, reads, attention.CALL_INPUTS in part.reads))
     return built
+
+
+def _parameters_read(gm: fx.GraphModule, node: fx.Node) -> int:
+    """Parameters a function or method call takes directly (a ViT's class token and position embedding)."""
+    return sum(_get_attr(gm, a.target).numel() for a in node.all_input_nodes
+               if a.op == "get_attr" and isinstance(_get_attr(gm, a.target), nn.Parameter))
 
 
 def _unique(label: str, label_uses: Counter) -> str:

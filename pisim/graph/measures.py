@@ -52,7 +52,8 @@ MEASURES: dict[OpKind, Measure] = {
     OpKind.RELU: relu_counts,
     OpKind.MAXPOOL: maxpool_counts,
     **{k: elementwise_nonlinear_counts for k in (
-        OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX, OpKind.NORMALIZE)},
+        OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX, OpKind.NORMALIZE,
+        OpKind.LAYERNORM)},
 }
 
 

@@ -39,7 +39,7 @@ class OpKind(str, enum.Enum):
 
 NONLINEAR_KINDS = frozenset(
     {OpKind.RELU, OpKind.MAXPOOL, OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX,
-     OpKind.NORMALIZE}
+     OpKind.NORMALIZE, OpKind.LAYERNORM}
 )
 
 # Kinds with nothing to pay for in a private inference.
@@ -55,7 +55,7 @@ class OpNode:
       params          parameters the op owns (BN's are counted; a shared module counts at each call)
       relu_elements   elements that pass through a ReLU at this call site
       comparisons     secure comparisons the op needs beyond ReLU (max-pool: k*k-1 per output)
-      nonlinear_elements  elements of other nonlinearities (GELU, SiLU, ...), each its own kind
+      nonlinear_elements  elements of other nonlinearities (GELU, SiLU, softmax, LayerNorm, ...), each its own kind
     """
 
     name: str
