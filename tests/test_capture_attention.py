@@ -221,3 +221,28 @@ def test_swin_v2_t_estimates_under_delphi_without_a_traceback():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "precomputation" in result.stdout and "Traceback" not in result.stderr
+
+
+class MoreSpellings(nn.Module):
+    """MaxViT's einsum products, ConvNeXt's functional layer norm, MobileNetV3's hardsigmoid gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):  # x: (batch, heads, tokens, depth)
+        scores = torch.einsum("b h i d, b h j d -> b h i j", x, x)
+        return self.gate(F.layer_norm(scores, (4,)))
+
+
+def test_einsum_layer_norm_and_hardsigmoid_are_counted():
+    graph = capture(MoreSpellings(), (2, 4, 3)).graph
+    assert not graph.unsupported
+    assert graph.total_macs == 2 * 4 * 4 * 3
+    assert elements(graph, OpKind.LAYERNORM) == elements(graph, OpKind.HARDSIGMOID) == 2 * 4 * 4
+
+
+def test_every_torchvision_classifier_family_with_attention_or_gates_captures_fully():
+    for name in ("maxvit_t", "convnext_tiny", "mobilenet_v3_small", "swin_t"):
+        graph = capture(torchvision.models.get_model(name), (3, 224, 224)).graph
+        assert not graph.unsupported, name

@@ -66,7 +66,8 @@ def _first_line(error: BaseException) -> str:
 # Elementwise layers whose output has their input's shape: on meta tensors they are skipped rather than run
 # (batch norm's meta kernel is a slow Python decomposition and would dominate capture time).
 _SHAPE_PRESERVING_MODULES = (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Dropout,
-                             nn.Dropout2d, nn.Identity, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish)
+                             nn.Dropout2d, nn.Identity, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+                             nn.Hardsigmoid)
 
 
 class _ShapeRecorder(fx.Interpreter):

@@ -8,6 +8,7 @@ op is adding one entry.
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -112,6 +113,18 @@ def _adaptive(_: CallSite) -> dict[str, Any]:
     return {"adaptive": True}
 
 
+def _einsum(c: CallSite) -> dict[str, Any]:
+    """A product of two operands, e.g. "bhid,bhjd->bhij": `inner` is the size of the summed-over indices."""
+    equation, operands = str(c.args[0]).replace(" ", ""), c.args[1:]
+    if len(operands) == 1 and isinstance(operands[0], list):  # torch.einsum(eq, [a, b])
+        operands = tuple(operands[0])
+    if "..." in equation or "->" not in equation or len(operands) != 2:
+        raise NotThisKind(f"einsum {equation!r} on {len(operands)} operands (two, without '...', are handled)")
+    inputs, output = equation.split("->")
+    sizes = {index: size for term, shape in zip(inputs.split(","), operands) for index, size in zip(term, shape)}
+    return {"equation": equation, "inner": math.prod(sizes[i] for i in sizes if i not in output)}
+
+
 def _at_inference(c: CallSite) -> dict[str, Any]:
     """torchvision's stochastic_depth(input, p, mode, training) is the identity unless training."""
     if c.arg(3, "training", True):
@@ -138,10 +151,12 @@ SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
                               aten=(aten.conv2d,)),),
     OpKind.LINEAR: (Spellings(_linear_functional, _linear_module, modules=(nn.Linear,), functions=(F.linear,),
                               aten=(aten.linear,)),),
-    OpKind.MATMUL: (Spellings(functions=(torch.matmul, operator.matmul), aten=(aten.matmul, aten.mm)),),
+    OpKind.MATMUL: (Spellings(functions=(torch.matmul, operator.matmul), aten=(aten.matmul, aten.mm)),
+                    Spellings(_einsum, functions=(torch.einsum,), aten=(aten.einsum,))),
     OpKind.BATCHNORM: (Spellings(modules=(nn.BatchNorm1d, nn.BatchNorm2d), functions=(F.batch_norm,),
                                  aten=(aten.batch_norm, aten._native_batch_norm_legit_no_training)),),
-    OpKind.LAYERNORM: (Spellings(modules=(nn.LayerNorm, nn.GroupNorm)),),
+    OpKind.LAYERNORM: (Spellings(modules=(nn.LayerNorm, nn.GroupNorm), functions=(F.layer_norm, F.group_norm),
+                                 aten=(aten.layer_norm,)),),
     OpKind.RELU: (
         Spellings(_relu(None), modules=(nn.ReLU,), functions=(F.relu, F.relu_, torch.relu, torch.relu_),
                   methods=("relu", "relu_"), aten=(aten.relu, aten.relu_)),
@@ -166,7 +181,8 @@ SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
     OpKind.SIGMOID: (Spellings(modules=(nn.Sigmoid,), functions=(torch.sigmoid,), methods=("sigmoid",),
                                aten=(aten.sigmoid,)),),
     OpKind.TANH: (Spellings(modules=(nn.Tanh,), functions=(torch.tanh,), methods=("tanh",), aten=(aten.tanh,)),),
-    OpKind.HARDSWISH: (Spellings(modules=(nn.Hardswish,), aten=(aten.hardswish,)),),
+    OpKind.HARDSWISH: (Spellings(modules=(nn.Hardswish,), functions=(F.hardswish,), aten=(aten.hardswish,)),),
+    OpKind.HARDSIGMOID: (Spellings(modules=(nn.Hardsigmoid,), functions=(F.hardsigmoid,), aten=(aten.hardsigmoid,)),),
     OpKind.SOFTMAX: (Spellings(modules=(nn.Softmax,), functions=(F.softmax,), methods=("softmax",),
                                aten=(aten.softmax, aten._softmax)),),
     OpKind.NORMALIZE: (Spellings(functions=(F.normalize,)),),

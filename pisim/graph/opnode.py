@@ -28,6 +28,7 @@ class OpKind(str, enum.Enum):
     SIGMOID = "sigmoid"
     TANH = "tanh"
     HARDSWISH = "hardswish"
+    HARDSIGMOID = "hardsigmoid"
     SOFTMAX = "softmax"
     NORMALIZE = "normalize"  # x / ||x|| along a dim (Swin v2's cosine attention): a sum of squares and an rsqrt
     SHAPE = "shape"  # views, permutes, slicing, padding, concatenation of indices, size arithmetic, asserts on
@@ -39,7 +40,7 @@ class OpKind(str, enum.Enum):
 
 NONLINEAR_KINDS = frozenset(
     {OpKind.RELU, OpKind.MAXPOOL, OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX,
-     OpKind.NORMALIZE, OpKind.LAYERNORM}
+     OpKind.HARDSIGMOID, OpKind.NORMALIZE, OpKind.LAYERNORM}
 )
 
 # Kinds with nothing to pay for in a private inference.
