@@ -1,7 +1,8 @@
 """Capture of every torchvision classifier at its natural input size: MACs, unsupported call sites, elements per
 nonlinear kind and capture seconds, as one Markdown table. A benchmark, not a test: all of them take minutes.
 
-The natural input size is the crop size of the model's default weights' preprocessing (the weights are never
+The natural input size is the crop size of the model's default weights' preprocessing, or the size a vision
+transformer's architecture fixes (the weights are never
 downloaded: models are built randomly initialised on the meta device, as `pisim estimate NAME` builds them, or
 on the CPU for the few whose initialisation reads tensor data). Capture seconds exclude building the model.
 Usage: python benchmarks/bench_torchvision_capture.py [--models resnet18 vit_b_16 ...]
@@ -30,11 +31,12 @@ def elements_of(op) -> int:
 
 
 def row(name: str) -> list[str]:
-    size = natural_size(name)
     try:
         model = build_named(name, device=META).model
     except NotImplementedError:  # regnet_x/y initialise from tensor data, which the meta device does not hold
         model = build_named(name).model
+    # a ViT built without weights fixes its own size (vit_h_14's default weights want 518, its builder 224)
+    size = getattr(model, "image_size", None) or natural_size(name)
     start = time.perf_counter()
     graph = capture(model, (3, size, size)).graph
     seconds = time.perf_counter() - start
