@@ -261,8 +261,8 @@ def _clean_path(path: str) -> str:
 def _op_nodes(gm: fx.GraphModule, node: fx.Node, shape_of, is_tensor, label_uses: Counter,
               from_constants: bool) -> list[tuple[OpNode, list[str], bool]]:
     """The op nodes of one fx node, each with the earlier parts it reads and whether it reads the fx node's own
-    inputs. A fused
-    attention becomes its parts; the last part keeps the fx node's name, so its consumers' edges find it."""
+    inputs. A fused attention becomes its parts; the last part keeps the fx node's name, so its consumers' edges
+    find it."""
     inputs = tuple(shape_of(n) for n in node.all_input_nodes if n.op != "get_attr")
     output = shape_of(node)
     module_path: str | None = None
@@ -275,6 +275,7 @@ def _op_nodes(gm: fx.GraphModule, node: fx.Node, shape_of, is_tensor, label_uses
         output = inputs[0] if inputs else ()
     else:
         call = kinds.CallSite(_arg_value(gm, node.args, shape_of), _arg_value(gm, dict(node.kwargs), shape_of))
+        decomposed_call = call  # a decomposer reads every argument, a module's input included
         if node.op == "call_module":
             module = gm.get_submodule(node.target)
             module_path = _clean_path(str(node.target))
@@ -292,7 +293,6 @@ def _op_nodes(gm: fx.GraphModule, node: fx.Node, shape_of, is_tensor, label_uses
             target = _function_name(node.target)
             rule = kinds.function_rule(node.target, target)
             decompose = attention.function_decomposer(node.target, target)
-            decomposed_call = call
             params = _parameters_read(gm, node)
         if node.op != "call_module" and not is_tensor(node) and not any(map(is_tensor, node.all_input_nodes)):
             kind, attrs = OpKind.SHAPE, {"on": "sizes"}  # arithmetic and asserts on public sizes
