@@ -246,3 +246,13 @@ def test_every_torchvision_classifier_family_with_attention_or_gates_captures_fu
     for name in ("maxvit_t", "convnext_tiny", "mobilenet_v3_small", "swin_t"):
         graph = capture(torchvision.models.get_model(name), (3, 224, 224)).graph
         assert not graph.unsupported, name
+
+
+def test_transformer_encoder_through_torch_export_counts_its_attention():
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+    graph = capture(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False), (5, 16)).graph
+    assert graph.capture_method == "torch.export"  # fx cannot trace the encoder layer's fast-path checks
+    assert not graph.unsupported
+    # per layer: q, k, v, out projections; two products of 2 heads of depth 8 over 5 tokens; the MLP's two linears
+    assert graph.total_macs == 2 * (4 * 5 * 16 * 16 + 2 * 2 * 5 * 5 * 8 + 2 * 5 * 16 * 32)
+    assert elements(graph, OpKind.SOFTMAX) == 2 * 2 * 5 * 5

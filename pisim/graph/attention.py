@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -161,7 +162,8 @@ class Decomposition:
 
 DECOMPOSED = (
     Decomposition(multihead_attention, modules=(nn.MultiheadAttention,)),
-    Decomposition(scaled_dot_product_attention, functions=(F.scaled_dot_product_attention,)),
+    Decomposition(scaled_dot_product_attention,
+                  functions=(F.scaled_dot_product_attention, torch.ops.aten.scaled_dot_product_attention)),
     Decomposition(shifted_window_attention,
                   function_names=("torchvision.models.swin_transformer.shifted_window_attention",)),
 )
@@ -177,7 +179,7 @@ def module_decomposer(module: nn.Module) -> Decomposer | None:
 
 def function_decomposer(target: Any, qualified_name: str) -> Decomposer | None:
     try:
-        found = _BY_FUNCTION.get(target)
+        found = _BY_FUNCTION.get(getattr(target, "overloadpacket", target))  # torch.export calls an overload
     except TypeError:  # unhashable target
         found = None
     return found or _BY_NAME.get(qualified_name)

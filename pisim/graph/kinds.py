@@ -191,13 +191,13 @@ SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
         functions=(torch.flatten, torch.reshape, operator.getitem, getattr, F.pad, F.dropout, torch.transpose,
                    torch.permute, torch.swapaxes, torch.chunk, torch.split, torch.roll, torch.squeeze, torch.unsqueeze),
         methods=("view", "reshape", "flatten", "size", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
-                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim", "swapaxes", "roll",
+                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim", "swapaxes", "roll", "unflatten",
                  # gathers and scatters with fixed indices (a masked ReLU's kept elements): data movement only
                  "index_select", "index_copy", "view_as"),
         aten=(aten.view, aten.reshape, aten.flatten, aten._unsafe_view, aten.slice, aten.select, aten.permute,
               aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.expand, aten.clone, aten.contiguous,
               aten.dropout, aten.constant_pad_nd, aten.pad, aten.sym_size, aten.detach, aten.alias, aten._to_copy,
-              aten.to, aten.index_select, aten.index_copy, aten.view_as,
+              aten.to, aten.index_select, aten.index_copy, aten.view_as, aten.unflatten,
               operator.getitem),  # torch.export indexes multi-output ops (batch norm) with getitem
         # torchvision's Swin wraps these as fx leaves: padding to whole windows, and a gather of the bias table
         # at fixed indices
