@@ -8,7 +8,7 @@ from cost_models.cost import PHASES, ZERO, Cost
 from cost_models.fixed_point import folded_batchnorms, truncations
 from cost_models.handlers import Handler
 from cost_models.setting import PricingSetting
-from pisim.graph import OpGraph, OpKind, OpNode
+from pisim.graph import FREE_KINDS, OpGraph, OpKind, OpNode
 
 COST_CONVENTIONS = (
     "online and offline are separate phases; latency of a phase = client compute + server compute "
@@ -120,7 +120,7 @@ def price(graph: OpGraph, setting: PricingSetting, relu_kept: Mapping[str, int] 
     for op in graph.ops:
         handler = protocol.ops.get(op.kind)
         if handler is None:
-            if op.kind not in (OpKind.INPUT, OpKind.OUTPUT, OpKind.SHAPE):
+            if op.kind not in FREE_KINDS:  # precomputed ops are the server's plaintext work: free
                 unpriced.append(op)
             continue
         if op.name in folded:

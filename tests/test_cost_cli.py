@@ -51,5 +51,7 @@ def test_strict_refuses_ops_the_protocol_does_not_price():
     result = run_cli("estimate", "mobilenet_v3_small", "--input-size", "3x32x32", "--protocol", "delphi", "--strict")
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
-    assert "--strict: no cost handler for 9 op(s)" in line  # the squeeze-excitation gates, one per SE block
-    assert "features.1.block.1.scale_activation (torch.nn.modules.activation.Hardsigmoid)" in line
+    # every op is captured (the squeeze-excitation gates are hardsigmoids), but delphi prices none of the
+    # hardswish and hardsigmoid activations nor the gates' products
+    assert "--strict: delphi does not price 37 op(s)" in line
+    assert "features.1.block.1.scale_activation (hardsigmoid)" in line

@@ -2,9 +2,9 @@
 import importlib
 
 from pisim.graph.opgraph import COUNTING_CONVENTIONS, OpGraph
-from pisim.graph.opnode import NONLINEAR_KINDS, OpKind, OpNode
+from pisim.graph.opnode import FREE_KINDS, NONLINEAR_KINDS, OpKind, OpNode
 
-__all__ = ["capture", "Captured", "CaptureError", "OpGraph", "OpNode", "OpKind", "NONLINEAR_KINDS",
+__all__ = ["capture", "Captured", "CaptureError", "OpGraph", "OpNode", "OpKind", "NONLINEAR_KINDS", "FREE_KINDS",
            "COUNTING_CONVENTIONS"]
 
 _NEEDS_TORCH = ("capture", "Captured", "CaptureError")

@@ -17,10 +17,10 @@ import torch.fx as fx
 import torch.nn as nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from pisim.graph import kinds
+from pisim.graph import attention, kinds
 from pisim.graph.measures import measure
 from pisim.graph.opgraph import OpGraph
-from pisim.graph.opnode import OpKind, OpNode, Shape
+from pisim.graph.opnode import FREE_KINDS, OpKind, OpNode, Shape
 
 
 class CaptureError(Exception):
@@ -53,7 +53,7 @@ def capture(model: nn.Module | torch.export.ExportedProgram, input_size: Sequenc
         return _from_exported(exported, input_shape, source,
                               notes=[f"torch.fx could not trace the model ({reason}); captured with torch.export"])
     _propagate_fake_shapes(traced, input_shape)
-    graph = _build_graph(traced, input_shape, source, "torch.fx", _recorded_shape, notes=[])
+    graph = _build_graph(traced, input_shape, source, "torch.fx", _recorded_shape, _recorded_is_tensor, notes=[])
     return Captured(graph, traced)
 
 
@@ -66,7 +66,8 @@ def _first_line(error: BaseException) -> str:
 # Elementwise layers whose output has their input's shape: on meta tensors they are skipped rather than run
 # (batch norm's meta kernel is a slow Python decomposition and would dominate capture time).
 _SHAPE_PRESERVING_MODULES = (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Dropout,
-                             nn.Dropout2d, nn.Identity, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish)
+                             nn.Dropout2d, nn.Identity, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+                             nn.Hardsigmoid)
 
 
 class _ShapeRecorder(fx.Interpreter):
@@ -162,7 +163,7 @@ def _from_exported(exported: torch.export.ExportedProgram, input_shape: Shape, s
         raise CaptureError(f"the exported program was captured for input {_size_text(expected[0])}, "
                            f"not {_size_text(input_shape)}: pass --input-size {_size_text(expected[0])}")
     module = _quietly(exported.module)
-    graph = _build_graph(module, input_shape, source, "torch.export", _val_shape, notes)
+    graph = _build_graph(module, input_shape, source, "torch.export", _val_shape, _val_is_tensor, notes)
     return Captured(graph, module)
 
 
@@ -172,6 +173,14 @@ def _size_text(shape: Shape) -> str:
 
 def _recorded_shape(node: fx.Node) -> Shape:
     return node.meta.get("pisim_shape", ())
+
+
+def _recorded_is_tensor(node: fx.Node) -> bool:
+    return "pisim_shape" in node.meta
+
+
+def _val_is_tensor(node: fx.Node) -> bool:
+    return isinstance(node.meta.get("val"), torch.Tensor)
 
 
 def _val_shape(node: fx.Node) -> Shape:
@@ -184,15 +193,30 @@ _EXPORT_GUARD = "_guards_fn"  # torch.export's input-guard check: a call with no
 
 
 def _build_graph(gm: fx.GraphModule, input_shape: Shape, source: str, method: str,
-                 shape_of: Callable[[fx.Node], Shape], notes: list[str]) -> OpGraph:
+                 shape_of: Callable[[fx.Node], Shape], is_tensor: Callable[[fx.Node], bool],
+                 notes: list[str]) -> OpGraph:
     nodes: dict[str, OpNode] = {}
     edges: list[tuple[str, str]] = []
     label_uses: Counter[str] = Counter()
+    constant: set[str] = set()  # fx nodes whose value follows from parameters and buffers alone
     for node in gm.graph.nodes:  # fx keeps nodes in execution order, so every producer is already in `nodes`
+        if node.op == "get_attr":
+            constant.add(node.name)
         if node.op not in _GRAPH_OPS or node.target == _EXPORT_GUARD:
             continue
-        nodes[node.name] = _op_node(gm, node, shape_of, label_uses)
-        edges += [(producer.name, node.name) for producer in node.all_input_nodes if producer.name in nodes]
+        if node.op.startswith("call") and all(p.name in constant for p in node.all_input_nodes):
+            constant.add(node.name)
+        producers = [producer.name for producer in node.all_input_nodes if producer.name in nodes]
+        for op, reads, reads_call_inputs in _op_nodes(gm, node, shape_of, is_tensor, label_uses,
+                                                      node.name in constant):
+            nodes[op.name] = op
+            edges += [(producer, op.name) for producer in [*reads, *(producers if reads_call_inputs else ())]]
+    precomputed = [op for op in nodes.values() if op.kind == OpKind.PRECOMPUTED]
+    if precomputed:
+        kinds_done = Counter(op.attrs["computes"] for op in precomputed)
+        listed = ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds_done.items()))
+        notes = [*notes, f"{len(precomputed)} call sites compute from parameters and buffers only ({listed}): "
+                         "the server's plaintext precomputation, free in the private inference"]
     return OpGraph(nodes, tuple(edges), input_shape, source, method, notes)
 
 
@@ -204,6 +228,8 @@ def _arg_value(gm: fx.GraphModule, arg: Any, shape_of: Callable[[fx.Node], Shape
         return shape_of(arg)
     if isinstance(arg, (list, tuple)):
         return type(arg)(_arg_value(gm, a, shape_of) for a in arg)
+    if isinstance(arg, dict):
+        return {key: _arg_value(gm, a, shape_of) for key, a in arg.items()}
     return arg
 
 
@@ -232,11 +258,16 @@ def _clean_path(path: str) -> str:
     return path if path not in ("L['self']", "L__self__") else ""
 
 
-def _op_node(gm: fx.GraphModule, node: fx.Node, shape_of, label_uses: Counter) -> OpNode:
+def _op_nodes(gm: fx.GraphModule, node: fx.Node, shape_of, is_tensor, label_uses: Counter,
+              from_constants: bool) -> list[tuple[OpNode, list[str], bool]]:
+    """The op nodes of one fx node, each with the earlier parts it reads and whether it reads the fx node's own
+    inputs. A fused attention becomes its parts; the last part keeps the fx node's name, so its consumers' edges
+    find it."""
     inputs = tuple(shape_of(n) for n in node.all_input_nodes if n.op != "get_attr")
     output = shape_of(node)
     module_path: str | None = None
     params = 0
+    decompose = None
     if node.op == "placeholder":
         kind, attrs, target = OpKind.INPUT, {}, "input"
     elif node.op == "output":
@@ -244,22 +275,28 @@ def _op_node(gm: fx.GraphModule, node: fx.Node, shape_of, label_uses: Counter) -
         output = inputs[0] if inputs else ()
     else:
         call = kinds.CallSite(_arg_value(gm, node.args, shape_of), _arg_value(gm, dict(node.kwargs), shape_of))
+        decomposed_call = call  # a decomposer reads every argument, a module's input included
         if node.op == "call_module":
             module = gm.get_submodule(node.target)
             module_path = _clean_path(str(node.target))
             params = sum(p.numel() for p in module.parameters())
             rule = kinds.module_rule(module)
-            call = kinds.CallSite(call.args[1:], call.kwargs, module)  # args[0] is the module's input
+            decompose = attention.module_decomposer(module)
             target = f"{type(module).__module__}.{type(module).__qualname__}"
+            decomposed_call = kinds.CallSite(call.args, call.kwargs, module)
+            call = kinds.CallSite(call.args[1:], call.kwargs, module)  # args[0] is the module's input
         elif node.op == "call_method":
             rule = kinds.method_rule(str(node.target))
             target = f"Tensor.{node.target}"
+            params = _parameters_read(gm, node)
         else:
-            rule = kinds.function_rule(node.target)
-            params = sum(_get_attr(gm, a.target).numel() for a in node.all_input_nodes
-                         if a.op == "get_attr" and isinstance(_get_attr(gm, a.target), nn.Parameter))
             target = _function_name(node.target)
-        if rule is None:
+            rule = kinds.function_rule(node.target, target)
+            decompose = attention.function_decomposer(node.target, target)
+            params = _parameters_read(gm, node)
+        if node.op != "call_module" and not is_tensor(node) and not any(map(is_tensor, node.all_input_nodes)):
+            kind, attrs = OpKind.SHAPE, {"on": "sizes"}  # arithmetic and asserts on public sizes
+        elif rule is None:
             kind, attrs = OpKind.UNSUPPORTED, {"reason": f"no handler for {target}"}
         else:
             kind, attrs = rule(call)
@@ -270,12 +307,47 @@ def _op_node(gm: fx.GraphModule, node: fx.Node, shape_of, label_uses: Counter) -
         label = module_path or (f"{scope}:{node.name}" if scope else node.name)
     else:
         label = module_path or node.name
+    if decompose is not None:
+        try:
+            parts = decompose(decomposed_call)
+        except kinds.NotThisKind as outside:
+            kind, attrs = OpKind.UNSUPPORTED, {"reason": str(outside)}
+        else:
+            return _part_nodes(node, parts, target, label, module_path, label_uses)
+    if from_constants and kind not in FREE_KINDS:
+        kind, attrs = OpKind.PRECOMPUTED, {"computes": kind.value, **attrs,
+                                           "plaintext": measure(kind, attrs, inputs, output)}
+    return [(OpNode(name=node.name, kind=kind, target=target, label=_unique(label, label_uses),
+                    module_path=module_path, input_shapes=inputs, output_shape=output, params=params, attrs=attrs,
+                    **measure(kind, attrs, inputs, output)), [], True)]
+
+
+def _part_nodes(node: fx.Node, parts: list[attention.Part], target: str, label: str, module_path: str | None,
+                label_uses: Counter) -> list[tuple[OpNode, list[str], bool]]:
+    names = {part.suffix: f"{node.name}.{part.suffix}" for part in parts}
+    names[parts[-1].suffix] = node.name
+    built = []
+    for part in parts:
+        reads = [names[r] for r in part.reads if r != attention.CALL_INPUTS]
+        own = part is parts[-1]
+        op = OpNode(name=names[part.suffix], kind=part.kind, target=target,
+                    label=_unique(label if own else f"{label}.{part.suffix}", label_uses),
+                    module_path=module_path, input_shapes=part.inputs, output_shape=part.output, params=part.params,
+                    attrs={"part_of": node.name, **part.attrs} if not own else dict(part.attrs),
+                    **measure(part.kind, part.attrs, part.inputs, part.output))
+        built.append((op, reads, attention.CALL_INPUTS in part.reads))
+    return built
+
+
+def _parameters_read(gm: fx.GraphModule, node: fx.Node) -> int:
+    """Parameters a function or method call takes directly (a ViT's class token and position embedding)."""
+    return sum(_get_attr(gm, a.target).numel() for a in node.all_input_nodes
+               if a.op == "get_attr" and isinstance(_get_attr(gm, a.target), nn.Parameter))
+
+
+def _unique(label: str, label_uses: Counter) -> str:
     label_uses[label] += 1
-    if label_uses[label] > 1:
-        label = f"{label}#{label_uses[label]}"
-    return OpNode(name=node.name, kind=kind, target=target, label=label, module_path=module_path,
-                  input_shapes=inputs, output_shape=output, params=params, attrs=attrs,
-                  **measure(kind, attrs, inputs, output))
+    return label if label_uses[label] == 1 else f"{label}#{label_uses[label]}"
 
 
 def _function_name(target: Any) -> str:

@@ -8,6 +8,7 @@ op is adding one entry.
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -112,6 +113,25 @@ def _adaptive(_: CallSite) -> dict[str, Any]:
     return {"adaptive": True}
 
 
+def _einsum(c: CallSite) -> dict[str, Any]:
+    """A product of two operands, e.g. "bhid,bhjd->bhij": `inner` is the size of the summed-over indices."""
+    equation, operands = str(c.args[0]).replace(" ", ""), c.args[1:]
+    if len(operands) == 1 and isinstance(operands[0], list):  # torch.einsum(eq, [a, b])
+        operands = tuple(operands[0])
+    if "..." in equation or "->" not in equation or len(operands) != 2:
+        raise NotThisKind(f"einsum {equation!r} on {len(operands)} operands (two, without '...', are handled)")
+    inputs, output = equation.split("->")
+    sizes = {index: size for term, shape in zip(inputs.split(","), operands) for index, size in zip(term, shape)}
+    return {"equation": equation, "inner": math.prod(sizes[i] for i in sizes if i not in output)}
+
+
+def _at_inference(c: CallSite) -> dict[str, Any]:
+    """torchvision's stochastic_depth(input, p, mode, training) is the identity unless training."""
+    if c.arg(3, "training", True):
+        raise NotThisKind("stochastic_depth in training mode")
+    return {}
+
+
 @dataclass(frozen=True)
 class Spellings:
     """Forms that reach the graph as one op, read by one extractor (`module_attrs` for the module form)."""
@@ -122,6 +142,7 @@ class Spellings:
     functions: tuple[Callable, ...] = ()
     methods: tuple[str, ...] = ()
     aten: tuple[Any, ...] = ()
+    function_names: tuple[str, ...] = ()  # qualified names of functions from libraries capture does not import
 
 
 # A kind with several entries reads its attributes differently per entry (ReLU vs ReLU6 vs hardtanh).
@@ -130,10 +151,12 @@ SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
                               aten=(aten.conv2d,)),),
     OpKind.LINEAR: (Spellings(_linear_functional, _linear_module, modules=(nn.Linear,), functions=(F.linear,),
                               aten=(aten.linear,)),),
-    OpKind.MATMUL: (Spellings(functions=(torch.matmul, operator.matmul), aten=(aten.matmul, aten.mm)),),
+    OpKind.MATMUL: (Spellings(functions=(torch.matmul, operator.matmul), aten=(aten.matmul, aten.mm)),
+                    Spellings(_einsum, functions=(torch.einsum,), aten=(aten.einsum,))),
     OpKind.BATCHNORM: (Spellings(modules=(nn.BatchNorm1d, nn.BatchNorm2d), functions=(F.batch_norm,),
                                  aten=(aten.batch_norm, aten._native_batch_norm_legit_no_training)),),
-    OpKind.LAYERNORM: (Spellings(modules=(nn.LayerNorm, nn.GroupNorm)),),
+    OpKind.LAYERNORM: (Spellings(modules=(nn.LayerNorm, nn.GroupNorm), functions=(F.layer_norm, F.group_norm),
+                                 aten=(aten.layer_norm,)),),
     OpKind.RELU: (
         Spellings(_relu(None), modules=(nn.ReLU,), functions=(F.relu, F.relu_, torch.relu, torch.relu_),
                   methods=("relu", "relu_"), aten=(aten.relu, aten.relu_)),
@@ -158,21 +181,30 @@ SPELLINGS: dict[OpKind, tuple[Spellings, ...]] = {
     OpKind.SIGMOID: (Spellings(modules=(nn.Sigmoid,), functions=(torch.sigmoid,), methods=("sigmoid",),
                                aten=(aten.sigmoid,)),),
     OpKind.TANH: (Spellings(modules=(nn.Tanh,), functions=(torch.tanh,), methods=("tanh",), aten=(aten.tanh,)),),
-    OpKind.HARDSWISH: (Spellings(modules=(nn.Hardswish,), aten=(aten.hardswish,)),),
+    OpKind.HARDSWISH: (Spellings(modules=(nn.Hardswish,), functions=(F.hardswish,), aten=(aten.hardswish,)),),
+    OpKind.HARDSIGMOID: (Spellings(modules=(nn.Hardsigmoid,), functions=(F.hardsigmoid,), aten=(aten.hardsigmoid,)),),
     OpKind.SOFTMAX: (Spellings(modules=(nn.Softmax,), functions=(F.softmax,), methods=("softmax",),
                                aten=(aten.softmax, aten._softmax)),),
+    OpKind.NORMALIZE: (Spellings(functions=(F.normalize,)),),
     OpKind.SHAPE: (Spellings(
-        modules=(nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout2d),
-        functions=(torch.flatten, torch.reshape, operator.getitem, getattr, F.pad, F.dropout),
+        modules=(nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout),
+        functions=(torch.flatten, torch.reshape, operator.getitem, getattr, F.pad, F.dropout, torch.transpose,
+                   torch.permute, torch.swapaxes, torch.chunk, torch.split, torch.roll, torch.squeeze, torch.unsqueeze),
         methods=("view", "reshape", "flatten", "size", "contiguous", "permute", "transpose", "squeeze", "unsqueeze",
-                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim",
+                 "expand", "chunk", "split", "clone", "detach", "to", "float", "dim", "swapaxes", "roll", "unflatten",
                  # gathers and scatters with fixed indices (a masked ReLU's kept elements): data movement only
                  "index_select", "index_copy", "view_as"),
         aten=(aten.view, aten.reshape, aten.flatten, aten._unsafe_view, aten.slice, aten.select, aten.permute,
               aten.transpose, aten.t, aten.squeeze, aten.unsqueeze, aten.expand, aten.clone, aten.contiguous,
               aten.dropout, aten.constant_pad_nd, aten.pad, aten.sym_size, aten.detach, aten.alias, aten._to_copy,
-              aten.to, aten.index_select, aten.index_copy, aten.view_as,
-              operator.getitem)),),  # torch.export indexes multi-output ops (batch norm) with getitem
+              aten.to, aten.index_select, aten.index_copy, aten.view_as, aten.unflatten,
+              operator.getitem),  # torch.export indexes multi-output ops (batch norm) with getitem
+        # torchvision's Swin wraps these as fx leaves: padding to whole windows, and a gather of the bias table
+        # at fixed indices
+        function_names=("torchvision.models.swin_transformer._patch_merging_pad",
+                        "torchvision.models.swin_transformer._get_relative_position_bias")),
+        Spellings(_at_inference, function_names=("torchvision.ops.stochastic_depth.stochastic_depth",)),
+    ),
 }
 
 
@@ -186,7 +218,7 @@ def _rule(kind: OpKind, extract: Extractor) -> Rule:
 
 
 def _table(form: str) -> dict[Any, Rule]:
-    """Spelling -> rule for one form ("modules", "functions", "methods", "aten"); a spelling claimed by two
+    """Spelling -> rule for one form ("modules", "functions", "methods", "aten", "function_names"); a spelling claimed by two
     entries is refused at import, since which kind it is would otherwise depend on declaration order."""
     table: dict[Any, Rule] = {}
     for kind, entries in SPELLINGS.items():
@@ -204,6 +236,7 @@ MODULE_RULES = _table("modules")
 FUNCTION_RULES = _table("functions")
 METHOD_RULES = _table("methods")
 ATEN_RULES = _table("aten")
+FUNCTION_NAME_RULES = _table("function_names")
 
 LEAF_MODULE_NAMES = frozenset(f"{cls.__module__}.{cls.__qualname__}" for cls in MODULE_RULES)
 
@@ -215,14 +248,15 @@ def module_rule(module: nn.Module) -> Rule | None:
     return None
 
 
-def function_rule(target: Any) -> Rule | None:
+def function_rule(target: Any, qualified_name: str) -> Rule | None:
     packet = getattr(target, "overloadpacket", None)
     if packet is not None:
         return ATEN_RULES.get(packet)
     try:
-        return FUNCTION_RULES.get(target) or ATEN_RULES.get(target)
+        found = FUNCTION_RULES.get(target) or ATEN_RULES.get(target)
     except TypeError:  # unhashable target
-        return None
+        found = None
+    return found or FUNCTION_NAME_RULES.get(qualified_name)
 
 
 def method_rule(name: str) -> Rule | None:

@@ -24,7 +24,8 @@ def linear_counts(attrs, inputs, output) -> Counts:
 
 
 def matmul_counts(attrs, inputs, output) -> Counts:
-    inner = inputs[0][-1] if inputs and inputs[0] else 0
+    """`inner`: the summed-over size an einsum names; a matmul sums over its first operand's last dim."""
+    inner = attrs.get("inner", inputs[0][-1] if inputs and inputs[0] else 0)
     return {"macs": _numel(output) * inner}
 
 
@@ -52,7 +53,9 @@ MEASURES: dict[OpKind, Measure] = {
     OpKind.RELU: relu_counts,
     OpKind.MAXPOOL: maxpool_counts,
     **{k: elementwise_nonlinear_counts for k in (
-        OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX)},
+        OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.HARDSIGMOID, OpKind.SOFTMAX,
+        OpKind.NORMALIZE,
+        OpKind.LAYERNORM)},
 }
 
 

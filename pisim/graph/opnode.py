@@ -28,14 +28,23 @@ class OpKind(str, enum.Enum):
     SIGMOID = "sigmoid"
     TANH = "tanh"
     HARDSWISH = "hardswish"
+    HARDSIGMOID = "hardsigmoid"
     SOFTMAX = "softmax"
-    SHAPE = "shape"  # views, reshapes, slicing, padding, dropout at inference: no arithmetic
+    NORMALIZE = "normalize"  # x / ||x|| along a dim (Swin v2's cosine attention): a sum of squares and an rsqrt
+    SHAPE = "shape"  # views, permutes, slicing, padding, concatenation of indices, size arithmetic, asserts on
+    # sizes, dropout and stochastic depth at inference: no arithmetic on private data
+    PRECOMPUTED = "precomputed"  # computed from parameters and buffers only: the server's plaintext work before
+    # the inference (attrs["computes"] is the kind it would otherwise be); nothing private to pay for
     UNSUPPORTED = "unsupported"
 
 
 NONLINEAR_KINDS = frozenset(
-    {OpKind.RELU, OpKind.MAXPOOL, OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX}
+    {OpKind.RELU, OpKind.MAXPOOL, OpKind.GELU, OpKind.SILU, OpKind.SIGMOID, OpKind.TANH, OpKind.HARDSWISH, OpKind.SOFTMAX,
+     OpKind.HARDSIGMOID, OpKind.NORMALIZE, OpKind.LAYERNORM}
 )
+
+# Kinds with nothing to pay for in a private inference.
+FREE_KINDS = frozenset({OpKind.INPUT, OpKind.OUTPUT, OpKind.SHAPE, OpKind.PRECOMPUTED})
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,7 @@ class OpNode:
       params          parameters the op owns (BN's are counted; a shared module counts at each call)
       relu_elements   elements that pass through a ReLU at this call site
       comparisons     secure comparisons the op needs beyond ReLU (max-pool: k*k-1 per output)
-      nonlinear_elements  elements of other nonlinearities (GELU, SiLU, ...), each its own kind
+      nonlinear_elements  elements of other nonlinearities (GELU, SiLU, softmax, LayerNorm, ...), each its own kind
     """
 
     name: str
