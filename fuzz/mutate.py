@@ -17,6 +17,7 @@ import struct
 import tomllib
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -134,7 +135,7 @@ def mutate_zip(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, zlib.error):
         return mutate_bytes(data, rng)  # an earlier mutation broke the archive: edit its bytes instead
     if not entries:
         return mutate_bytes(data, rng)

@@ -11,6 +11,7 @@ import io
 import pickletools
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
@@ -51,7 +52,7 @@ class Archive:
             return self.zip.read(self.prefix + name)
         except KeyError:
             raise not_torch(self.source, f"no entry {name!r}") from None
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as error:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, zlib.error) as error:
             # zipfile reports a damaged entry (CRC, header, an impossible offset or method) only once it is read
             raise not_torch(self.source, f"a damaged zip entry {name!r}: {error}") from None
 
