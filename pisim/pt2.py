@@ -49,11 +49,17 @@ def load_exported(archive: Archive) -> torch.export.ExportedProgram:
     if archive.read(layout.ARCHIVE_VERSION_PATH).decode(errors="replace") != layout.ARCHIVE_VERSION_VALUE:
         raise UserError(f"{source} was saved by a torch.export of another archive version: export it again with "
                         f"torch {torch.__version__}")
-    program_json = _read_json(archive, layout.MODELS_FILENAME_FORMAT.format(MODEL))
-    _check_program(program_json, source)
-    program = _dict_to_dataclass(schema.ExportedProgram, program_json)
-    weights = _meta_tensors(archive, layout.WEIGHTS_CONFIG_FILENAME_FORMAT.format(MODEL), layout.WEIGHTS_DIR)
-    constants = _meta_tensors(archive, layout.CONSTANTS_CONFIG_FILENAME_FORMAT.format(MODEL), layout.CONSTANTS_DIR)
+    try:
+        program_json = _read_json(archive, layout.MODELS_FILENAME_FORMAT.format(MODEL))
+        _check_program(program_json, source)
+        program = _dict_to_dataclass(schema.ExportedProgram, program_json)
+        weights = _meta_tensors(archive, layout.WEIGHTS_CONFIG_FILENAME_FORMAT.format(MODEL), layout.WEIGHTS_DIR)
+        constants = _meta_tensors(archive, layout.CONSTANTS_CONFIG_FILENAME_FORMAT.format(MODEL),
+                                  layout.CONSTANTS_DIR)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError, AssertionError) as error:
+        # torch's schema conversion trusts the JSON's shape: a field of the wrong type surfaces as any of these
+        raise UserError(f"{source} is damaged: its program or payload description is malformed "
+                        f"({type(error).__name__}: {_first_line(error)})") from None
     inputs = _sample_inputs(archive)
     try:
         return ExportedProgramDeserializer().deserialize(program, weights, constants, inputs)

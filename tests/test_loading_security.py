@@ -317,3 +317,24 @@ def test_export_with_python_in_a_shape_expression_is_refused(capsys, tmp_path):
     capsys.readouterr()
     _refused(capsys, "estimate", tmp_path / "evil.pt2", phrase="not arithmetic")
     assert not (tmp_path / "marker").exists()
+
+
+def _weights_config_entry_not_an_object(exported: Path) -> dict[str, bytes]:
+    config = json.loads(_read_entry(exported, "data/weights/model_weights_config.json"))
+    config["config"]["0.weight"] = 7
+    return {"data/weights/model_weights_config.json": json.dumps(config).encode()}
+
+
+def _program_field_of_the_wrong_type(exported: Path) -> dict[str, bytes]:
+    program = json.loads(_read_entry(exported, "models/model.json"))
+    program["graph_module"]["graph"] = 0.5
+    return {"models/model.json": json.dumps(program).encode()}
+
+
+@pytest.mark.parametrize("damage, phrase", [(_weights_config_entry_not_an_object, "is not a payload config"),
+                                            (_program_field_of_the_wrong_type, "is damaged: its program")],
+                         ids=["weights-config", "program"])
+def test_export_whose_json_has_wrong_types_is_damaged_not_a_traceback(capsys, exported, tmp_path, damage, phrase):
+    """Found by the fuzz harness: torch's schema conversion trusts the JSON's shape."""
+    damaged = _rewrite(exported, tmp_path / "damaged.pt2", damage(exported))
+    _refused(capsys, "estimate", damaged, phrase=phrase)
