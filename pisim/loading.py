@@ -196,16 +196,21 @@ def _torch_load(path: Path, pickled: bytes, trust_pickle: bool, mmap: bool) -> A
         named = _foreign_global(pickled)
         if named is None:
             raise UserError(f"{path} is not a model file (a damaged pickle): {_line(error)}") from None
-        if not trust_pickle:
-            raise UserError(f"{path} is a full pickle (it names the Python global {named}), which can run "
-                            f"arbitrary code when loaded: re-run with --trust-pickle only if you trust its source, "
-                            f"or save a state dict, TorchScript or torch.export archive instead") from None
+        if trust_pickle:
+            return _unpickle_trusted(path)
+        raise UserError(f"{path} is a full pickle (it names the Python global {named}), which can run "
+                        f"arbitrary code when loaded: re-run with --trust-pickle only if you trust its source, "
+                        f"or save a state dict, TorchScript or torch.export archive instead") from None
     except UserError:
         raise
     except RecursionError:
         raise UserError(f"{path} is nested too deeply to be a state dict") from None
     except Exception as error:
         raise UserError(f"{path} is not a model file (damaged or unrecognised): {_line(error)}") from None
+
+
+def _unpickle_trusted(path: Path) -> Any:
+    """The one place a file is fully unpickled: called only when the user passed --trust-pickle."""
     try:
         return torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as error:

@@ -1,7 +1,7 @@
 """torch.export archives (.pt2) read without unpickling anything but plain tensors.
 
-`torch.export.load` unpickles with `weights_only=False` in three places: sample inputs it cannot load with
-`weights_only=True` (a silent fallback), weights and constants flagged `use_pickle`, and opaque
+`torch.export.load` fully unpickles in three places: sample inputs the restricted unpickler refuses
+(a silent fallback), weights and constants flagged `use_pickle`, and opaque
 (custom-object) constants; it also loads AOTInductor shared libraries and evaluates symbolic shapes with
 `sympy.sympify`, which calls `eval`. Here the archive is assembled from its parts instead: the program
 JSON is checked (only torch operators as call targets, only arithmetic in shape expressions), weights and
