@@ -10,6 +10,7 @@ All benchmarks run on one thread: profiles price single-thread work and `--threa
 from __future__ import annotations
 
 import datetime
+import json
 import importlib.metadata
 import os
 import platform
@@ -290,21 +291,36 @@ def profile_toml(calibration: Calibration, name: str) -> str:
     """The profile in schema pisim.profile/1, with [implementation] and [provenance] tables."""
     p = calibration.provenance
     description = f"{p['cpu']}, calibrated by pisim calibrate ({calibration.sizes.name}) on {p['date']}"
-    lines = [f'schema = "{PROFILE_SCHEMA}"', f"name = {_quote(name)}", f"description = {_quote(description)}", ""]
+    lines = profile_header(name, description)
     for c in calibration.constants:
-        lines += [f"[constants.{c.name}]", f"value = {c.value:.6g}", f'unit = "{c.unit}"', f"source = {_quote(c.source)}",
-                  f"repeats = {c.repeats}", f"spread = {c.spread:.6g}", ""]
+        lines += toml_table(f"constants.{c.name}", value=c.value, unit=c.unit, source=c.source, repeats=c.repeats,
+                            spread=c.spread)
     for c in calibration.implementation:
-        lines += [f"[implementation.{c.name}]", f"value = {c.value:.6g}", f'unit = "{c.unit}"',
-                  f"source = {_quote(c.source)}", ""]
-    lines.append("[provenance]")
-    for key, value in p.items():
-        if isinstance(value, dict):
-            continue
-        lines.append(f"{key} = {_quote(value) if isinstance(value, str) else value}")
-    lines += ["", "[provenance.libraries]"] + [f"{k} = {_quote(v)}" for k, v in p["libraries"].items()]
-    return "\n".join(lines) + "\n"
+        lines += toml_table(f"implementation.{c.name}", value=c.value, unit=c.unit, source=c.source)
+    return "\n".join(lines + provenance_tables(p)) + "\n"
 
 
-def _quote(text: str) -> str:
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def profile_header(name: str, description: str) -> list[str]:
+    return [f'schema = "{PROFILE_SCHEMA}"', f"name = {toml_string(name)}", f"description = {toml_string(description)}",
+            ""]
+
+
+def toml_table(header: str, **fields: object) -> list[str]:
+    """One TOML table of a profile: strings quoted, floats to 6 significant digits, then a blank line."""
+    lines = [f"[{header}]"]
+    for key, value in fields.items():
+        text = toml_string(value) if isinstance(value, str) else f"{value:.6g}" if isinstance(value, float) else value
+        lines.append(f"{key} = {text}")
+    return [*lines, ""]
+
+
+def provenance_tables(provenance: dict) -> list[str]:
+    lines = ["[provenance]"]
+    lines += [f"{k} = {toml_string(v) if isinstance(v, str) else v}" for k, v in provenance.items()
+              if not isinstance(v, dict)]
+    libraries = [f"{k} = {toml_string(v)}" for k, v in provenance["libraries"].items()]
+    return [*lines, "", "[provenance.libraries]", *libraries]
+
+
+def toml_string(text: object) -> str:
+    return json.dumps(str(text), ensure_ascii=False)  # a JSON string is a valid TOML basic string, escapes included

@@ -20,13 +20,12 @@ The profile's other [constants] are copied from the base profile and say so in t
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from cost_models.calibrate import PROFILE_SCHEMA, cpu_model, provenance
+from cost_models.calibrate import cpu_model, profile_header, provenance, provenance_tables, toml_table
 from cost_models.coefficient_packing import fc_counts
 from cost_models.profiles import HardwareProfile, load_profile
 from cost_models.protocols import load_protocol
@@ -179,28 +178,19 @@ def profile_toml(calibration: CheetahCalibration, name: str, base: str) -> str:
     p = calibration.provenance
     description = (f"{cpu_model()}: Cheetah measured with SPU {calibration.run.spu_version} by pisim calibrate "
                    f"--protocol cheetah ({calibration.sizes.name}) on {p['date']}; other constants from {base_profile.name}")
-    lines = [f'schema = "{PROFILE_SCHEMA}"', f"name = {_quote(name)}", f"description = {_quote(description)}", ""]
+    lines = profile_header(name, description)
     for c in calibration.model:
-        lines += [f"[constants.{c.name}]", f"value = {c.value:.6g}", f'unit = "{c.unit}"', f"source = {_quote(c.source)}",
-                  f"repeats = {calibration.sizes.repeats}", f"spread = {c.spread:.6g}", ""]
+        lines += toml_table(f"constants.{c.name}", value=c.value, unit=c.unit, source=c.source,
+                            repeats=calibration.sizes.repeats, spread=c.spread)
     for c in calibration.implementation:
-        lines += [f"[implementation.{c.name}]", f"value = {c.value:.6g}", f'unit = "{c.unit}"',
-                  f"source = {_quote(c.source)}", ""]
+        lines += toml_table(f"implementation.{c.name}", value=c.value, unit=c.unit, source=c.source)
     for key, c in base_profile.constants.items():
-        if key in fitted:
-            continue
-        lines += [f"[constants.{key}]", f"value = {c.value:.6g}", f'unit = "{c.unit}"',
-                  f"source = {_quote(f'copied from profile {base_profile.name}, not measured by the SPU run: {c.source}')}", ""]
+        if key not in fitted:
+            copied = f"copied from profile {base_profile.name}, not measured by the SPU run: {c.source}"
+            lines += toml_table(f"constants.{key}", value=c.value, unit=c.unit, source=copied)
     for c in calibration.constants:
-        lines += [f"[measured.{c.name}]", f"value = {c.fit.per_unit:.6g}", f'unit = "{c.unit}"',
-                  f"fixed = {c.fit.fixed:.6g}", f"points = {c.fit.points}", f"repeats = {calibration.sizes.repeats}",
-                  f"spread = {c.fit.spread:.6g}", f"source = {_quote(c.describe + ', least squares over sizes')}", ""]
-    lines.append("[provenance]")
-    lines += [f"{k} = {_quote(v) if isinstance(v, str) else v}" for k, v in p.items() if not isinstance(v, dict)]
-    lines += ["", "[provenance.libraries]"] + [f"{k} = {_quote(v)}" for k, v in p["libraries"].items()]
-    return "\n".join(lines) + "\n"
-
-
-def _quote(text: object) -> str:
-    return json.dumps(str(text), ensure_ascii=False)
+        lines += toml_table(f"measured.{c.name}", value=c.fit.per_unit, unit=c.unit, fixed=c.fit.fixed,
+                            points=c.fit.points, repeats=calibration.sizes.repeats, spread=c.fit.spread,
+                            source=c.describe + ", least squares over sizes")
+    return "\n".join(lines + provenance_tables(p)) + "\n"
 
