@@ -5,7 +5,6 @@ so each expected figure is a short sum that can be checked on paper.
 """
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from cost_models.fixed_point import folded_batchnorms, truncations
 from cost_models.profiles import OPTIONAL_PROFILE_CONSTANTS
 from pisim.errors import UserError
 from pisim.graph import capture
-from test_cost_handlers import PROFILE_KEYS, constants_toml
+from test_cost_handlers import PROFILE_KEYS, constants_toml, protocol_toml
 
 CONSTANTS = {  # name -> (value, unit)
     "ring_bits": (9, "bit"), "fraction_bits": (3, "bit"), "share_bytes": (8, "B"),
@@ -46,27 +45,10 @@ COEFFICIENT_ONLY = ("he_degree", "he_fc_download_ciphertext_bytes")
 
 def write_protocol(path: Path, linear: str, batchnorm: str, extension: str) -> Path:
     constants = {k: v for k, v in CONSTANTS.items() if extension == "silent" or k not in COEFFICIENT_ONLY}
-    path.write_text(textwrap.dedent(f'''\
-        schema = "pisim.protocol/1"
-        name = "{path.stem}"
-        description = "test"
-        server_profile = "server.toml"
-        client_profile = "client.toml"
-        setup = []
-        poly = "beaver_square"
-        truncation = {{ unknown_msb = "ot_truncation", known_msb = "ot_truncation_known_msb" }}
-        [ops]
-        conv2d = "{linear}"
-        linear = "{linear}"
-        batchnorm = "{batchnorm}"
-        relu = "ot_relu"
-        maxpool = "ot_maxpool"
-        add = "shares_local"
-        avgpool = "shares_local"
-        output = "ot_argmax"
-        [roles]
-        ot_extension = "{extension}"
-        ''') + constants_toml(constants))
+    ops = {"conv2d": linear, "linear": linear, "batchnorm": batchnorm, "relu": "ot_relu", "maxpool": "ot_maxpool",
+           "add": "shares_local", "avgpool": "shares_local", "output": "ot_argmax"}
+    truncation = 'truncation = { unknown_msb = "ot_truncation", known_msb = "ot_truncation_known_msb" }'
+    path.write_text(protocol_toml(path.stem, [], ops, {"ot_extension": extension}, constants, extra=(truncation,)))
     return path
 
 

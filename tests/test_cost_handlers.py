@@ -5,7 +5,7 @@ expected figure below is a short sum that can be checked on paper.
 """
 from __future__ import annotations
 
-import textwrap
+import json
 from pathlib import Path
 
 import pytest
@@ -39,27 +39,20 @@ def write_profile(path: Path, name: str, seconds: float) -> Path:
     return path
 
 
+def protocol_toml(name: str, setup: list[str], ops: dict[str, str], roles: dict[str, str], constants: dict,
+                  extra: tuple[str, ...] = ()) -> str:
+    """A test protocol file that prices with the profiles server.toml and client.toml beside it."""
+    lines = ['schema = "pisim.protocol/1"', f'name = "{name}"', 'description = "test"',
+             'server_profile = "server.toml"', 'client_profile = "client.toml"', f"setup = {json.dumps(setup)}",
+             'poly = "beaver_square"', *extra, "[ops]", *(f'{k} = "{v}"' for k, v in ops.items()),
+             "[roles]", *(f'{k} = "{v}"' for k, v in roles.items())]
+    return "\n".join(lines) + "\n" + constants_toml(constants)
+
+
 def write_protocol(path: Path, linear: str, relu: str, roles: dict[str, str], constants: dict) -> Path:
-    role_lines = "".join(f'{k} = "{v}"\n' for k, v in roles.items())
-    path.write_text(textwrap.dedent(f'''\
-        schema = "pisim.protocol/1"
-        name = "{path.stem}"
-        description = "test"
-        server_profile = "server.toml"
-        client_profile = "client.toml"
-        setup = ["he_keys"]
-        poly = "beaver_square"
-        [ops]
-        conv2d = "{linear}"
-        linear = "{linear}"
-        relu = "{relu}"
-        maxpool = "{relu}"
-        add = "shares_local"
-        avgpool = "shares_local"
-        batchnorm = "folded"
-        output = "reveal_output"
-        [roles]
-        ''') + role_lines + constants_toml(constants))
+    ops = {"conv2d": linear, "linear": linear, "relu": relu, "maxpool": relu, "add": "shares_local",
+           "avgpool": "shares_local", "batchnorm": "folded", "output": "reveal_output"}
+    path.write_text(protocol_toml(path.stem, ["he_keys"], ops, roles, constants))
     return path
 
 
